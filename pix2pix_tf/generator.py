@@ -1,0 +1,133 @@
+"""The U-Net generator (paper section 3.1 and appendix 6.1.1).
+
+Encoder, with Ck = Convolution(k filters, 4x4, stride 2) - Norm - LeakyReLU(0.2):
+
+    C64 (no norm) - C128 - C256 - C512 - C512 - C512 - C512 - C512 (innermost, no norm)
+
+Decoder, with CDk adding Dropout(0.5), ReLU activations, and each block's output concatenated
+with the mirrored encoder activation (the U-Net skip connections):
+
+    CD512 - CD512 - CD512 - C512 - C256 - C128 - C64 - conv to output channels - tanh
+
+The innermost layer is 1x1 on a 256x256 image; normalising it would zero it at batch size 1, so
+it has none. Convolutions feeding a BatchNorm have no bias (the norm's beta replaces it); like the
+reference code, the whole network drops biases when BatchNorm is used, except the output layer.
+With 3->3 channels this gives exactly the reference's 54,413,955 trainable parameters.
+
+Dropout sits in the first three decoder blocks, as in the paper and the original Lua code (the
+PyTorch reference shifts it one block outward; the parameter count is the same).
+"""
+
+import keras
+
+from pix2pix_tf.layers import (
+    Dropout,
+    InputCheck,
+    SeedSequence,
+    check_inference_mode,
+    conv_init,
+    normalization,
+)
+
+#: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
+DROPOUT_BLOCKS = 3
+
+
+def unet_generator(
+    input_channels=3,
+    output_channels=3,
+    *,
+    ngf=64,
+    num_downs=8,
+    norm="batch",
+    dropout=True,
+    dropout_rate=0.5,
+    skips=True,
+    image_size=None,
+    inference_mode="paper",
+    seed=None,
+    name=None,
+):
+    """Builds the pix2pix U-Net generator as a Keras functional model.
+
+    Args:
+        input_channels: channels of the input image (3 for RGB, 1 for grayscale, ...).
+        output_channels: channels of the translated image.
+        ngf: filters of the first encoder layer; deeper layers use up to ``8 * ngf``.
+        num_downs: number of stride-2 halvings. 8 is the paper's ``unet_256`` (the innermost
+            activation is 1x1 on 256x256 images), 7 is ``unet_128``. Height and width must be
+            divisible by ``2**num_downs``; use fewer for small images.
+        norm: 'batch' (paper), 'instance', or 'none'.
+        dropout: the paper's decoder dropout, the generator's only noise. ``False`` removes it
+            (deterministic training, fewer artefacts on some datasets).
+        dropout_rate: dropout probability (paper: 0.5).
+        skips: the U-Net skip connections. ``False`` builds the paper's encoder-decoder baseline
+            (Table 2), which exists to show what the skips are worth.
+        image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
+            it, as static-shape runtimes such as TFLite need.
+        inference_mode: 'paper', 'deterministic' or 'moving_average'; see
+            :mod:`pix2pix_tf.layers`.
+        seed: integer fixing all initial weights and dropout masks, or ``None``.
+        name: model name (default ``unet_<2**num_downs>`` or ``encoder_decoder_<...>``).
+
+    Returns:
+        A ``keras.Model`` mapping ``(batch, H, W, input_channels)`` images in [-1, 1] to
+        ``(batch, H, W, output_channels)`` images in [-1, 1] (float32 even under mixed precision).
+    """
+    if num_downs < 1:
+        raise ValueError(f"num_downs must be at least 1, got {num_downs}.")
+    if norm not in ("batch", "instance", "none"):
+        raise ValueError(f"Unknown norm {norm!r}; choose 'batch', 'instance' or 'none'.")
+    check_inference_mode(inference_mode)
+    multiple = 2**num_downs
+    height, width = (None, None) if image_size is None else image_size
+    if height is not None and (height % multiple or width % multiple):
+        # The same message as at call time, raised while building.
+        raise ValueError(
+            InputCheck(input_channels, multiple, "generator")._size_message(height, width)
+        )
+    name = name or f"{'unet' if skips else 'encoder_decoder'}_{multiple}"
+    seeds = SeedSequence(seed)
+    use_bias = norm != "batch"
+    filters = [ngf * min(2**i, 8) for i in range(num_downs)]
+
+    def conv(cls, n, layer_name, bias=use_bias):
+        return cls(
+            n, 4, strides=2, padding="same", use_bias=bias,
+            kernel_initializer=conv_init(seeds), name=layer_name,
+        )
+
+    def norm_layer(layer_name):
+        return normalization(norm, seeds, inference_mode, name=layer_name)
+
+    inputs = keras.Input((height, width, input_channels), name="input_image")
+    x = InputCheck(input_channels, multiple, "generator", name="input_check")(inputs)
+
+    # Encoder. The skip carries each encoder block's activated output.
+    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(x)
+    encoder_outputs = []
+    for i in range(1, num_downs):
+        x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu")(x)
+        encoder_outputs.append(x)
+        x = conv(keras.layers.Conv2D, filters[i], f"down{i + 1}_conv")(x)
+        if i < num_downs - 1 and norm != "none":
+            x = norm_layer(f"down{i + 1}_norm")(x)
+
+    # Decoder, innermost first. Block j restores the resolution of encoder level i.
+    for j, i in enumerate(reversed(range(num_downs - 1))):
+        x = keras.layers.ReLU(name=f"up{j + 1}_relu")(x)
+        x = conv(keras.layers.Conv2DTranspose, filters[i], f"up{j + 1}_conv")(x)
+        if norm != "none":
+            x = norm_layer(f"up{j + 1}_norm")(x)
+        if dropout and j < DROPOUT_BLOCKS:
+            x = Dropout(
+                dropout_rate, inference_mode=inference_mode, seed=seeds.next(),
+                name=f"up{j + 1}_dropout",
+            )(x)
+        if skips:
+            x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
+
+    x = keras.layers.ReLU(name="output_relu")(x)
+    x = conv(keras.layers.Conv2DTranspose, output_channels, "output_conv", bias=True)(x)
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+    return keras.Model(inputs, outputs, name=name)

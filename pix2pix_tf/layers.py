@@ -1,0 +1,294 @@
+"""Building blocks shared by the generator and the discriminator.
+
+Everything here is a registered, serialisable Keras layer (no Lambda layers), so models built from
+these blocks save to ``.keras`` and load with ``safe_mode=True``.
+
+The inference mode
+------------------
+The paper keeps dropout on at test time (it is the generator's only source of noise) and
+normalises with the *test batch's* statistics rather than running averages; the paper trains with
+batch size 1, so at test time that is per-image normalisation. Keras' default inference behaviour
+(dropout off, BatchNorm moving averages) is therefore not the paper's. Every normalisation and
+dropout layer here takes an explicit ``inference_mode``:
+
+``"paper"``
+    Dropout stays on and every image is normalised with its own statistics. Outputs are stochastic,
+    as in the paper, and an image's output never depends on the other images in its batch.
+``"deterministic"``
+    Dropout off, per-image statistics: repeatable, and still batch-independent. The export default.
+``"moving_average"``
+    Keras' standard semantics: dropout off, BatchNorm uses its moving averages. Useful when a model
+    was trained with large batches, where per-image statistics differ from the training ones.
+
+In every mode, inference never updates the BatchNorm moving statistics; only ``training=True``
+does.
+"""
+
+import random as _python_random
+
+import keras
+from keras import ops
+
+INFERENCE_MODES = ("paper", "deterministic", "moving_average")
+
+#: The paper (and the reference code) initialise every convolution from N(0, 0.02).
+INIT_STDDEV = 0.02
+
+
+def check_inference_mode(mode):
+    if mode not in INFERENCE_MODES:
+        raise ValueError(
+            f"Unknown inference_mode {mode!r}. Choose one of {', '.join(INFERENCE_MODES)}: "
+            "'paper' keeps dropout on and normalises each image by its own statistics (the "
+            "paper's test-time behaviour), 'deterministic' is the same without dropout, "
+            "'moving_average' is Keras' usual BatchNorm running statistics without dropout."
+        )
+    return mode
+
+
+class SeedSequence:
+    """Hands out distinct integer seeds derived from one base seed.
+
+    Every initializer and dropout layer gets its own integer seed, so one ``seed`` argument fixes
+    all initial weights and dropout masks, while the saved configs stay plain integers.
+    ``seed=None`` means fresh randomness each time.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+        self._count = 0
+
+    def next(self):
+        if self.seed is None:
+            return None
+        self._count += 1
+        return int(self.seed) * 1000 + self._count
+
+
+def conv_init(seeds):
+    return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV, seed=seeds.next())
+
+
+def gamma_init(seeds):
+    return keras.initializers.RandomNormal(mean=1.0, stddev=INIT_STDDEV, seed=seeds.next())
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class InputCheck(keras.layers.Layer):
+    """Identity layer that rejects inputs the network cannot process, with a message for people.
+
+    A U-Net needs height and width divisible by ``2**num_downs`` (each halving must be exact for
+    the skip connections to line up), and every network needs the channel count it was built for.
+    Without this check such inputs fail deep inside the graph with an opaque shape error.
+    Sizes are checked in Python whenever they are known (eager calls, and graphs traced from
+    datasets with static shapes); for fully dynamic shapes a graph assertion carries the same
+    message.
+    """
+
+    def __init__(self, channels, multiple=1, network="network", **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.multiple = int(multiple)
+        self.network = network
+
+    def _size_message(self, height, width):
+        m = self.multiple
+        def near(v):
+            lo = (v // m) * m
+            return f"{lo} or {lo + m}" if lo else f"{m}"
+        return (
+            f"The {self.network} needs height and width divisible by {m} "
+            f"(2**num_downs), but got {height}x{width}. Sizes that work near yours: "
+            f"height {near(height)}, width {near(width)}. Fix: crop or pad the image to such a "
+            f"size, or build the generator with a smaller num_downs."
+        )
+
+    def call(self, inputs):
+        shape = inputs.shape
+        if shape[-1] is not None and shape[-1] != self.channels:
+            raise ValueError(
+                f"The {self.network} was built for {self.channels}-channel images but got "
+                f"{shape[-1]} channels (input shape {tuple(shape)}). Fix: convert the images "
+                f"(e.g. grayscale <-> RGB) or build the model with "
+                f"input_channels={shape[-1]}."
+            )
+        if self.multiple <= 1:
+            return inputs
+        height, width = shape[1], shape[2]
+        if height is not None and width is not None:
+            if height % self.multiple or width % self.multiple:
+                raise ValueError(self._size_message(height, width))
+            return inputs
+        # Dynamic spatial size (e.g. a graph traced with None dims): check at run time.
+        import tensorflow as tf
+
+        dynamic = tf.shape(inputs)
+        ok = tf.logical_and(
+            tf.equal(dynamic[1] % self.multiple, 0), tf.equal(dynamic[2] % self.multiple, 0)
+        )
+        check = tf.debugging.Assert(
+            ok,
+            [
+                f"The {self.network} needs height and width divisible by {self.multiple} "
+                "(2**num_downs); got height, width =",
+                dynamic[1],
+                dynamic[2],
+                "Fix: crop or pad the image, or use a smaller num_downs.",
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, multiple=self.multiple, network=self.network)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class BatchNorm(keras.layers.BatchNormalization):
+    """BatchNormalization with the paper's test-time statistics available.
+
+    Training (``training=True``) is ordinary BatchNorm: batch statistics, moving averages updated.
+    At inference, ``inference_mode`` "paper" or "deterministic" normalises each image with its own
+    per-channel mean and variance (over height and width) and the learned gamma/beta, which is
+    what the paper's batch-size-1 BatchNorm does at test time and never mixes images of a batch;
+    "moving_average" uses the moving statistics. Defaults ``momentum=0.9``, ``epsilon=1e-5`` are
+    PyTorch's, i.e. the reference implementation's.
+    """
+
+    def __init__(self, inference_mode="paper", momentum=0.9, epsilon=1e-5, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+        self.inference_mode = check_inference_mode(inference_mode)
+
+    def call(self, inputs, training=None, mask=None):
+        if training or self.inference_mode == "moving_average":
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            x = x * ops.cast(self.gamma, "float32")
+        if self.center:
+            x = x + ops.cast(self.beta, "float32")
+        return ops.cast(x, self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config["inference_mode"] = self.inference_mode
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class InstanceNorm(keras.layers.GroupNormalization):
+    """Instance normalisation (one group per channel), as the reference code's ``--norm instance``.
+
+    Non-affine by default, like PyTorch's ``InstanceNorm2d``. Always per-image, so it behaves the
+    same in every inference mode; ``inference_mode`` is accepted only for a uniform interface.
+    """
+
+    def __init__(self, inference_mode="paper", center=False, scale=False, epsilon=1e-5, **kwargs):
+        kwargs.pop("groups", None)
+        super().__init__(groups=-1, center=center, scale=scale, epsilon=epsilon, **kwargs)
+        self.inference_mode = check_inference_mode(inference_mode)
+
+    def get_config(self):
+        config = super().get_config()
+        config["inference_mode"] = self.inference_mode
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class Dropout(keras.layers.Layer):
+    """Dropout that, in the paper's inference mode, stays on at test time.
+
+    In pix2pix, dropout is the generator's only noise source, and the paper applies it at test
+    time too. With ``inference_mode="paper"`` this layer drops units whether or not ``training``
+    is set; in the other modes it is ordinary inverted dropout, active only in training.
+
+    Masks come from stateless random ops keyed by ``(seed, counter)``, where the counter is a
+    saved weight of the layer. Unlike ``keras.layers.Dropout``, whose seed state Keras neither
+    saves nor keeps consistent under ``tf.distribute``, this makes a reloaded model draw exactly
+    the masks the original would have drawn (exact resume), and the counter is kept per replica
+    with no cross-replica traffic; each replica folds its replica id into the key, so replicas
+    draw different masks.
+    """
+
+    def __init__(self, rate, inference_mode="paper", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
+        self.rate = float(rate)
+        self.seed = seed
+        self.inference_mode = check_inference_mode(inference_mode)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        initial = self.seed if self.seed is not None else _python_random.randint(1, 2**30)
+        # A keras.Variable assigned to the layer is tracked (and saved) like add_weight's, but
+        # add_weight does not pass on ``synchronization``.
+        self.rng_state = keras.Variable(
+            name="rng_state",
+            shape=(2,),
+            dtype="int32",
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor([initial, 0], "int32"),
+            trainable=False,
+            synchronization="on_read",
+            aggregation="only_first_replica",
+        )
+
+    def call(self, inputs, training=False):
+        if self.rate == 0 or not (training or self.inference_mode == "paper"):
+            return inputs
+        import tensorflow as tf
+
+        state = tf.convert_to_tensor(self.rng_state.value)
+        key = state
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            key = tf.random.experimental.stateless_fold_in(
+                state, tf.cast(context.replica_id_in_sync_group, "int32")
+            )
+        self.rng_state.assign(state + tf.constant([0, 1], "int32"))
+        noise = tf.random.stateless_uniform(tf.shape(inputs), seed=key, dtype="float32")
+        keep = tf.cast(noise >= self.rate, self.compute_dtype)
+        return inputs * keep / ops.cast(1.0 - self.rate, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, seed=self.seed, inference_mode=self.inference_mode)
+        return config
+
+
+NORMS = ("batch", "instance", "none")
+
+
+def normalization(norm, seeds, inference_mode="paper", name=None):
+    """The normalisation layer for ``norm`` ('batch', 'instance' or 'none' -> None)."""
+    if norm == "batch":
+        return BatchNorm(
+            inference_mode=inference_mode, gamma_initializer=gamma_init(seeds), name=name
+        )
+    if norm == "instance":
+        return InstanceNorm(inference_mode=inference_mode, name=name)
+    if norm == "none":
+        return None
+    raise ValueError(f"Unknown norm {norm!r}; choose one of {', '.join(NORMS)}.")
+
+
+def set_inference_mode(model, mode):
+    """Switches every mode-aware layer of ``model`` (recursively) to ``mode``.
+
+    Compiled functions traced under the old mode must be retraced; ``Pix2Pix.inference_mode``
+    takes care of that for its own functions.
+    """
+    check_inference_mode(mode)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, (BatchNorm, InstanceNorm, Dropout)):
+            layer.inference_mode = mode

@@ -1,0 +1,345 @@
+"""``Pix2Pix``: the conditional GAN that trains with ``model.fit``.
+
+One ``train_step`` does what the reference code's ``optimize_parameters`` does, per batch:
+
+1. G translates the inputs once: ``fake = G(x)``.
+2. D is updated on ``D(x, y)`` (real) and ``D(x, fake)`` (fake, no gradient into G) with the
+   halved loss (real + fake) / 2.
+3. G is updated on ``lambda_gan * GAN(D(x, fake)) + lambda_l1 * |y - fake|``, with D already
+   updated in step 2, as in the reference.
+
+Losses are summed per example and divided by the *global* batch size, so gradients, which
+``tf.distribute`` sums over replicas, equal single-device gradients; under ``mixed_float16`` both
+optimizers are wrapped in ``LossScaleOptimizer`` and the step scales and unscales the losses.
+
+Known limitation: with TensorFlow 2.21, ``MirroredStrategy``'s default ``CollectiveAllReduce``
+fails on this two-optimizer step when the generator has dropout (a collective "shape mismatch":
+the replicas issue the D and G all-reduces in different orders). Pass
+``cross_device_ops=tf.distribute.ReductionToOneDevice()``
+to the strategy; that is what the tests do.
+
+``call()`` is the translation, ``test_step`` reports L1, PSNR and SSIM, and the whole model
+(both networks, the loss settings, the inference mode, and both optimizers with their state)
+saves to one ``.keras`` file that loads with ``safe_mode=True``.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from pix2pix_tf import losses
+from pix2pix_tf.discriminator import patchgan_discriminator
+from pix2pix_tf.generator import unet_generator
+from pix2pix_tf.layers import check_inference_mode, set_inference_mode
+
+
+def default_optimizer(learning_rate=2e-4):
+    """The paper's optimizer: Adam(lr=2e-4, beta_1=0.5, beta_2=0.999).
+
+    ``epsilon=1e-8`` is PyTorch's default, i.e. the reference code's (Keras' default is 1e-7).
+    ``learning_rate`` may be a schedule such as :class:`pix2pix_tf.LinearDecay`.
+    """
+    return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+
+
+def _to_unit_range(images):
+    return (ops.cast(images, "float32") + 1.0) / 2.0
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class Pix2Pix(keras.Model):
+    """Generator and discriminator trained together with the pix2pix objective.
+
+    Args:
+        generator: a generator model; default ``unet_generator(input_channels,
+            output_channels)``, the paper's unet_256.
+        discriminator: a discriminator model; default the 70x70 conditional PatchGAN. Built only
+            when ``lambda_gan > 0``: the L1-only objective trains no discriminator.
+        input_channels, output_channels: channel counts for the default networks.
+        lambda_l1: weight of the L1 term (paper: 100).
+        lambda_gan: weight of the GAN term (paper: 1; 0 is Table 1's "L1" row).
+        gan_mode: 'vanilla' (paper) or 'lsgan'.
+        conditional: whether the default discriminator sees the input image (cGAN, paper) or
+            only the output (GAN). Ignored when a discriminator is passed: then its number of
+            inputs decides.
+        inference_mode: how ``call(training=False)``, ``predict`` and ``evaluate`` treat dropout
+            and normalisation: 'paper' (default: dropout on, per-image statistics),
+            'deterministic' (dropout off, per-image statistics) or 'moving_average' (Keras'
+            usual BatchNorm running statistics). See :mod:`pix2pix_tf.layers`.
+        seed: integer fixing the default networks' initial weights and dropout masks.
+
+    ``pix2pix_tf.losses.TABLE1_OBJECTIVES`` maps each row of the paper's Table 1 to these
+    arguments, e.g. ``Pix2Pix(**TABLE1_OBJECTIVES["L1+GAN"])``.
+    """
+
+    def __init__(
+        self,
+        generator=None,
+        discriminator=None,
+        *,
+        input_channels=3,
+        output_channels=3,
+        lambda_l1=100.0,
+        lambda_gan=1.0,
+        gan_mode="vanilla",
+        conditional=True,
+        inference_mode="paper",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        losses.check_gan_mode(gan_mode)
+        check_inference_mode(inference_mode)
+        if lambda_l1 < 0 or lambda_gan < 0:
+            raise ValueError("lambda_l1 and lambda_gan must be >= 0.")
+        if lambda_l1 == 0 and lambda_gan == 0:
+            raise ValueError("lambda_l1 and lambda_gan are both 0: there is nothing to train.")
+        if generator is None:
+            generator = unet_generator(
+                input_channels, output_channels, inference_mode=inference_mode, seed=seed
+            )
+        if discriminator is None and lambda_gan > 0:
+            discriminator = patchgan_discriminator(
+                generator.inputs[0].shape[-1],
+                generator.outputs[0].shape[-1],
+                conditional=conditional,
+                seed=None if seed is None else seed + 1,
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.lambda_l1 = float(lambda_l1)
+        self.lambda_gan = float(lambda_gan)
+        self.gan_mode = gan_mode
+        self.seed = seed
+        self._inference_mode = inference_mode
+        set_inference_mode(generator, inference_mode)
+
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_gan_tracker = keras.metrics.Mean(name="g_gan")
+        self.g_l1_tracker = keras.metrics.Mean(name="g_l1")
+        self.g_total_tracker = keras.metrics.Mean(name="g_total")
+        self.l1_tracker = keras.metrics.Mean(name="l1")
+        self.psnr_tracker = keras.metrics.Mean(name="psnr")
+        self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        self.g_optimizer = None
+        self.d_optimizer = None
+        self.built = True
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def input_channels(self):
+        return self.generator.inputs[0].shape[-1]
+
+    @property
+    def output_channels(self):
+        return self.generator.outputs[0].shape[-1]
+
+    @property
+    def conditional(self):
+        return self.discriminator is not None and len(self.discriminator.inputs) == 2
+
+    @property
+    def trains_discriminator(self):
+        return self.discriminator is not None and self.lambda_gan > 0
+
+    @property
+    def inference_mode(self):
+        """'paper', 'deterministic' or 'moving_average'; settable on a trained model."""
+        return self._inference_mode
+
+    @inference_mode.setter
+    def inference_mode(self, mode):
+        check_inference_mode(mode)
+        set_inference_mode(self.generator, mode)
+        self._inference_mode = mode
+        # Functions traced under the old mode baked it in; retrace on next use.
+        self.predict_function = None
+        self.test_function = None
+
+    @property
+    def train_metrics(self):
+        trackers = [self.g_gan_tracker, self.g_l1_tracker, self.g_total_tracker]
+        return ([self.d_loss_tracker] if self.trains_discriminator else []) + trackers
+
+    @property
+    def test_metrics(self):
+        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker]
+
+    @property
+    def metrics(self):
+        # Listed here so that Keras resets them at the start of every epoch.
+        return self.train_metrics + self.test_metrics
+
+    # -------------------------------------------------------------------------------- compile
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Configures training. Both optimizers default to :func:`default_optimizer`.
+
+        Other keyword arguments (``steps_per_execution``, ``jit_compile``, ``run_eagerly``)
+        go to ``keras.Model.compile``. ``loss``, ``metrics`` and ``optimizer`` are not used: the
+        objective is fixed by the constructor's arguments.
+        """
+        for unused in ("loss", "optimizer", "metrics"):
+            if kwargs.get(unused) is not None:
+                raise ValueError(
+                    f"Pix2Pix.compile does not take {unused!r}: the losses are set by "
+                    "Pix2Pix(lambda_l1=..., lambda_gan=..., gan_mode=...), the optimizers by "
+                    "g_optimizer= and d_optimizer=."
+                )
+            kwargs.pop(unused, None)
+        super().compile(optimizer=None, **kwargs)
+        g_optimizer = g_optimizer or default_optimizer()
+        if self.trains_discriminator:
+            d_optimizer = d_optimizer or default_optimizer()
+        if self.dtype_policy.name == "mixed_float16":
+            g_optimizer = self._loss_scaled(g_optimizer, "g")
+            d_optimizer = d_optimizer and self._loss_scaled(d_optimizer, "d")
+        # Create the optimizer slots now, in the caller's distribution scope; created lazily
+        # inside a distributed train step they break, and loading a saved state needs them.
+        g_optimizer.build(self.generator.trainable_variables)
+        if d_optimizer is not None:
+            d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self._pix2pix_compile_args = {
+            k: kwargs[k] for k in ("steps_per_execution", "jit_compile", "run_eagerly")
+            if k in kwargs
+        }
+
+    @staticmethod
+    def _loss_scaled(optimizer, prefix):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer
+        return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{prefix}_loss_scale")
+
+    def get_compile_config(self):
+        if not self.compiled or self.g_optimizer is None:
+            return {}
+        config = dict(self._pix2pix_compile_args)
+        config["g_optimizer"] = keras.optimizers.serialize(self.g_optimizer)
+        if self.d_optimizer is not None:
+            config["d_optimizer"] = keras.optimizers.serialize(self.d_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("g_optimizer", "d_optimizer"):
+            if key in config:
+                config[key] = keras.optimizers.deserialize(config[key])
+        self.compile(**config)
+
+    # -------------------------------------------------------------------------- the networks
+    def call(self, inputs, training=False):
+        """Translates a batch of input images in [-1, 1] (honours ``inference_mode``)."""
+        return self.generator(inputs, training=training)
+
+    def discriminate(self, inputs, images, training=True):
+        """Discriminator logits for ``images`` given ``inputs`` (ignored if unconditional)."""
+        if self.conditional:
+            return self.discriminator([inputs, images], training=training)
+        return self.discriminator(images, training=training)
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "Pix2Pix trains and evaluates on (input, target) pairs, but the data gave "
+                "inputs only. Pass a dataset of (input_batch, target_batch) tuples."
+            )
+        if sample_weight is not None:
+            raise ValueError("Pix2Pix does not support sample weights.")
+        self._check_pair(x, y)
+        return x, y
+
+    def _check_pair(self, x, y):
+        x_shape, y_shape = tuple(x.shape), tuple(y.shape)
+        if y_shape[-1] is not None and y_shape[-1] != self.output_channels:
+            raise ValueError(
+                f"The targets have {y_shape[-1]} channels but the generator produces "
+                f"{self.output_channels} (target batch shape {y_shape}). Fix: convert the "
+                f"targets or build the model with output_channels={y_shape[-1]}."
+            )
+        for axis, what in ((1, "height"), (2, "width")):
+            if None not in (x_shape[axis], y_shape[axis]) and x_shape[axis] != y_shape[axis]:
+                raise ValueError(
+                    f"Inputs and targets differ in {what}: input batch {x_shape}, target batch "
+                    f"{y_shape}. pix2pix needs pixel-aligned pairs of the same size."
+                )
+
+    # ---------------------------------------------------------------------------- the steps
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        global_batch = ops.cast(ops.shape(x)[0] * replicas, "float32")
+
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(x, training=True)
+            fake_logits = None
+            if self.trains_discriminator:
+                with g_tape.stop_recording():
+                    d_loss = self._discriminator_step(x, y, ops.stop_gradient(fake), global_batch)
+                fake_logits = self.discriminate(x, fake, training=True)
+            g = losses.generator_loss(
+                fake_logits, y, fake, self.lambda_l1, self.lambda_gan, self.gan_mode
+            )
+            g_loss = ops.sum(g["total"]) / global_batch
+            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
+
+        if self.trains_discriminator:
+            self.d_loss_tracker.update_state(d_loss * ops.cast(replicas, "float32"))
+        self.g_gan_tracker.update_state(g["gan"])
+        self.g_l1_tracker.update_state(g["l1"])
+        self.g_total_tracker.update_state(g["total"])
+        return {m.name: m.result() for m in self.train_metrics}
+
+    def _discriminator_step(self, x, y, fake, global_batch):
+        with tf.GradientTape() as d_tape:
+            real_logits = self.discriminate(x, y, training=True)
+            fake_logits = self.discriminate(x, fake, training=True)
+            per_example = losses.discriminator_loss(real_logits, fake_logits, self.gan_mode)
+            d_loss = ops.sum(per_example) / global_batch
+            scaled = self.d_optimizer.scale_loss(d_loss)
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(d_tape.gradient(scaled, d_vars), d_vars)
+        return d_loss
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        fake = self(x, training=False)
+        target, output = _to_unit_range(y), _to_unit_range(fake)
+        self.l1_tracker.update_state(losses.l1_loss(y, fake))
+        self.psnr_tracker.update_state(tf.image.psnr(target, output, max_val=1.0))
+        self.ssim_tracker.update_state(tf.image.ssim(target, output, max_val=1.0))
+        return {m.name: m.result() for m in self.test_metrics}
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    # ------------------------------------------------------------------------- serialisation
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config.update(
+            generator=keras.saving.serialize_keras_object(self.generator),
+            discriminator=(
+                None if self.discriminator is None
+                else keras.saving.serialize_keras_object(self.discriminator)
+            ),
+            lambda_l1=self.lambda_l1,
+            lambda_gan=self.lambda_gan,
+            gan_mode=self.gan_mode,
+            inference_mode=self.inference_mode,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        if config.get("discriminator") is not None:
+            config["discriminator"] = keras.saving.deserialize_keras_object(
+                config["discriminator"]
+            )
+        return cls(**config)

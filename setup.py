@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="pix2pix_tf",
+    version="0.1.0",
+    description="Paired image-to-image translation (pix2pix, Isola et al. 2017) for Keras 3 / TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["pix2pix_tf", "pix2pix_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
+        "tensorflow-cpu>=2.16; platform_machine=='x86_64' and sys_platform=='linux'",
+        "tensorflow>=2.16; platform_machine!='x86_64' or sys_platform!='linux'",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "matplotlib>=3.7",
+        # older tf2onnx pins protobuf 3.20, which clashes with current TensorFlow
+        "tf2onnx>=1.17",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "onnxruntime", "ai-edge-litert"],
+    },
+)
