@@ -8,6 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["pix2pix_tf", "pix2pix_tf.*"]),
+    # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution
+    package_data={"pix2pix_tf.datasets": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
