@@ -22,6 +22,9 @@ setup(
         "tf2onnx>=1.17",
     ],
     extras_require={
-        "dev": ["pytest>=7", "onnxruntime", "ai-edge-litert"],
+        # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
+        # the synthetic-pair tests
+        "dev": ["pytest>=7", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
+                "scikit-image"],
     },
 )

@@ -356,6 +356,8 @@ def _tfds_dataset(source, split, *, direction, batch_size, load_size, crop_size,
                   drop_remainder, data_dir):
     import tensorflow_datasets as tfds
 
+    import pix2pix_tf.datasets.tfds_pix2pix  # noqa: F401  registers "pix2pix/<config>"
+
     name = source[len("tfds:"):] if source.startswith("tfds:") else source
     ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
     count = int(ds.cardinality())
