@@ -18,6 +18,8 @@ setup(
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
         "matplotlib>=3.7",
+        # TensorBoard logs of training runs; tensorflow-cpu 2.21 no longer depends on it
+        "tensorboard",
         # older tf2onnx pins protobuf 3.20, which clashes with current TensorFlow
         "tf2onnx>=1.17",
     ],

@@ -1,0 +1,74 @@
+"""Pictures with matplotlib: sample grids (input | target | output) and loss curves."""
+
+import csv
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def displayable(image):
+    """[-1, 1] (H, W, C) -> [0, 1] array matplotlib can show (1 channel: gray; 2/4: drop extra)."""
+    image = np.clip((np.asarray(image, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    if image.shape[-1] == 1:
+        return image[..., 0]
+    if image.shape[-1] == 2:
+        return image[..., 0]
+    return image[..., :3]
+
+
+def image_grid(columns, labels, path, title=None, cell=3.0):
+    """Saves a grid with one row per example and one column per image kind (e.g. input,
+    target, outputs of several models). Returns the figure as an RGB array."""
+    rows = len(columns[0])
+    fig, axes = plt.subplots(rows, len(columns), figsize=(cell * len(columns), cell * rows),
+                             squeeze=False)
+    for r in range(rows):
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            image = displayable(column[r])
+            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[c][:24])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return pixels
+
+
+def sample_grid(inputs, targets, outputs, path, title=None):
+    """input | target | output, one row per example."""
+    return image_grid([inputs, targets, outputs], ["input", "target", "output"], path, title)
+
+
+def loss_curves(history_csv, path):
+    """Plots every column of a history CSV (one row per epoch) into ``path``."""
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    keys = [k for k in rows[0] if k not in ("epoch", "lr", "seconds")]
+    groups = [("GAN losses", [k for k in keys if k in ("d_loss", "g_gan")]),
+              ("L1", [k for k in keys if k.endswith("l1")]),
+              ("PSNR / SSIM (validation)", [k for k in keys if "psnr" in k or "ssim" in k])]
+    groups = [(t, ks) for t, ks in groups if ks]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
+    for ax, (title, ks) in zip(axes[0], groups):
+        for k in ks:
+            ax.plot(epochs, [float(r[k]) for r in rows], label=k)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
