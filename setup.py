@@ -26,7 +26,8 @@ setup(
     extras_require={
         # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
         # the synthetic-pair tests
+        # nbclient + ipykernel execute the tutorial notebook in the tests
         "dev": ["pytest>=7", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
-                "scikit-image"],
+                "scikit-image", "nbclient", "nbformat", "ipykernel"],
     },
 )

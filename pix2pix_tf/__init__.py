@@ -7,6 +7,7 @@
 >>> model.fit(pairs, epochs=200)
 """
 
+from pix2pix_tf.callbacks import SampleGrid
 from pix2pix_tf.data import DataError, load_paired_dataset, scan_pairs
 from pix2pix_tf.discriminator import patchgan_discriminator, receptive_field
 from pix2pix_tf.generator import unet_generator
@@ -22,6 +23,7 @@ __all__ = [
     "INFERENCE_MODES",
     "LinearDecay",
     "Pix2Pix",
+    "SampleGrid",
     "TABLE1_OBJECTIVES",
     "default_optimizer",
     "load_paired_dataset",

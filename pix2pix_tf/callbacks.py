@@ -118,18 +118,23 @@ class SampleGrid(keras.callbacks.Callback):
     """Every ``every`` epochs, translates fixed examples and saves input | target | output grids
     as PNG (``samples/epoch_NNNN.png``) and as TensorBoard images."""
 
-    def __init__(self, inputs, targets, folder, every=1, log_dir=None):
+    def __init__(self, inputs, targets, folder, every=1, log_dir=None, show=False):
         super().__init__()
         self.inputs, self.targets = inputs, targets
         self.folder = Path(folder)
         self.every = max(1, every)
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
+        self.show = show  # also display each grid (in a notebook)
 
     def draw(self, name, step=None, title=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         outputs = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
         pixels = sample_grid(self.inputs, self.targets, outputs, self.folder / f"{name}.png",
                              title=title)
+        if self.show:
+            from IPython.display import Image as ShowImage, display
+
+            display(ShowImage(filename=str(self.folder / f"{name}.png")))
         if self.writer is not None and step is not None:
             with self.writer.as_default():
                 tf.summary.image("samples (input | target | output)", pixels[None], step=step)

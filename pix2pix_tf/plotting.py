@@ -1,12 +1,20 @@
-"""Pictures with matplotlib: sample grids (input | target | output) and loss curves."""
+"""Pictures with matplotlib: sample grids (input | target | output) and loss curves.
+
+Figures are drawn with matplotlib's object API on an Agg canvas: no display is needed, and the
+user's pyplot backend (e.g. a notebook's inline plots) is left alone.
+"""
 
 import csv
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _figure(rows, columns, width, height):
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, columns, squeeze=False)
 
 
 def displayable(image):
@@ -23,8 +31,7 @@ def image_grid(columns, labels, path, title=None, cell=3.0):
     """Saves a grid with one row per example and one column per image kind (e.g. input,
     target, outputs of several models). Returns the figure as an RGB array."""
     rows = len(columns[0])
-    fig, axes = plt.subplots(rows, len(columns), figsize=(cell * len(columns), cell * rows),
-                             squeeze=False)
+    fig, axes = _figure(rows, len(columns), cell * len(columns), cell * rows)
     for r in range(rows):
         for c, column in enumerate(columns):
             ax = axes[r][c]
@@ -39,9 +46,7 @@ def image_grid(columns, labels, path, title=None, cell=3.0):
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return pixels
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def sample_grid(inputs, targets, outputs, path, title=None):
@@ -61,7 +66,7 @@ def loss_curves(history_csv, path):
               ("L1", [k for k in keys if k.endswith("l1")]),
               ("PSNR / SSIM (validation)", [k for k in keys if "psnr" in k or "ssim" in k])]
     groups = [(t, ks) for t, ks in groups if ks]
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
+    fig, axes = _figure(1, len(groups), 5 * len(groups), 3.5)
     for ax, (title, ks) in zip(axes[0], groups):
         for k in ks:
             ax.plot(epochs, [float(r[k]) for r in rows], label=k)
@@ -70,5 +75,4 @@ def loss_curves(history_csv, path):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
