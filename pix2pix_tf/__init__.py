@@ -5,31 +5,41 @@
 >>> model.compile()            # Adam(2e-4, beta_1=0.5) for both networks
 >>> pairs = load_paired_dataset("demo")   # or a folder, arrays, or a TFDS name
 >>> model.fit(pairs, epochs=200)
+
+The names below are imported on first use, so ``import pix2pix_tf`` (and the command-line
+entry points, which set TensorFlow's log level first) do not load TensorFlow up front.
 """
 
-from pix2pix_tf.callbacks import SampleGrid
-from pix2pix_tf.data import DataError, load_paired_dataset, scan_pairs
-from pix2pix_tf.discriminator import patchgan_discriminator, receptive_field
-from pix2pix_tf.generator import unet_generator
-from pix2pix_tf.layers import INFERENCE_MODES, set_inference_mode
-from pix2pix_tf.losses import TABLE1_OBJECTIVES
-from pix2pix_tf.model import Pix2Pix, default_optimizer
-from pix2pix_tf.schedules import LinearDecay
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DataError",
-    "INFERENCE_MODES",
-    "LinearDecay",
-    "Pix2Pix",
-    "SampleGrid",
-    "TABLE1_OBJECTIVES",
-    "default_optimizer",
-    "load_paired_dataset",
-    "patchgan_discriminator",
-    "receptive_field",
-    "scan_pairs",
-    "set_inference_mode",
-    "unet_generator",
-]
+_EXPORTS = {
+    "DataError": "pix2pix_tf.data",
+    "INFERENCE_MODES": "pix2pix_tf.layers",
+    "LinearDecay": "pix2pix_tf.schedules",
+    "Pix2Pix": "pix2pix_tf.model",
+    "SampleGrid": "pix2pix_tf.callbacks",
+    "TABLE1_OBJECTIVES": "pix2pix_tf.losses",
+    "default_optimizer": "pix2pix_tf.model",
+    "load_paired_dataset": "pix2pix_tf.data",
+    "patchgan_discriminator": "pix2pix_tf.discriminator",
+    "receptive_field": "pix2pix_tf.discriminator",
+    "scan_pairs": "pix2pix_tf.data",
+    "set_inference_mode": "pix2pix_tf.layers",
+    "unet_generator": "pix2pix_tf.generator",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pix2pix_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

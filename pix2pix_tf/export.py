@@ -378,20 +378,19 @@ exit codes: 0 done, 1 error, 2 bad input
 
 
 def _images(source, split, size, channels, count, direction):
+    """Up to ``count`` (input, target) pairs of ``size`` from ``split`` (else 'train')."""
     from pix2pix_tf.data import load_paired_dataset
 
-    try:
-        dataset = load_paired_dataset(source, split, batch_size=1, crop_size=size[0],
-                                      load_size=size[0], augment=False, multiple=1,
-                                      input_channels=channels[0], output_channels=channels[1],
-                                      direction=direction)
-    except DataError:
-        if split == "train":
-            raise
-        dataset = load_paired_dataset(source, "train", batch_size=1, crop_size=size[0],
-                                      load_size=size[0], augment=False, multiple=1,
-                                      input_channels=channels[0], output_channels=channels[1],
-                                      direction=direction)
+    for attempt in dict.fromkeys([split, "train"]):
+        try:
+            dataset = load_paired_dataset(
+                source, attempt, batch_size=1, crop_size=size[0], load_size=size[0],
+                augment=False, multiple=1, input_channels=channels[0],
+                output_channels=channels[1], direction=direction)
+            break
+        except DataError:
+            if attempt == "train":
+                raise
     xs, ys = [], []
     for x, y in dataset.take(count):
         xs.append(x.numpy()[0])
@@ -418,8 +417,9 @@ def main(argv=None):
     p.add_argument("--output", help="output folder (default exports/<model name>)")
     p.add_argument("--name", default="pix2pix", help="model name in the TF Serving layout")
     p.add_argument("--version", type=int, default=1, help="TF Serving model version")
-    p.add_argument("--size", type=int, nargs="+", default=[256],
-                   help="TFLite input height [width] (fixed at export)")
+    p.add_argument("--size", type=int, default=256,
+                   help="TFLite input side, fixed at export (square; the Python API "
+                        "export_model(image_size=(h, w)) takes any shape)")
     p.add_argument("--inference-mode", choices=["deterministic", "paper", "moving_average"],
                    default="deterministic")
     p.add_argument("--calibration-data", help="training images for full-int8 TFLite: 'demo', a "
@@ -431,7 +431,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     everything = not (args.saved_model or args.onnx or args.tflite is not None)
     tflite = TFLITE_TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
-    size = (args.size[0], args.size[-1])
+    size = (args.size, args.size)
     try:
         model = load_model(args.model)
         generator = generator_of(model)

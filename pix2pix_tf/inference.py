@@ -32,6 +32,9 @@ def size_multiple(model):
 
 def load_model(path):
     """Loads a saved pix2pix model (or generator), with a clear error for anything else."""
+    import pix2pix_tf.model  # noqa: F401  registers Pix2Pix and the layers with Keras
+    import pix2pix_tf.schedules  # noqa: F401  registers LinearDecay
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file.")

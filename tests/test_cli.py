@@ -219,3 +219,23 @@ def test_evaluate_reports_model_and_baselines(trained, capsys):
     for row in results.values():
         assert 0 <= row["hist_L"] <= 1 and row["images"] == 2
     assert (out / "samples.png").is_file() and "<table>" in (out / "report.html").read_text()
+
+
+def test_commands_work_in_a_fresh_interpreter(trained, tmp_path):
+    """As users run them: nothing registered beforehand, and TensorFlow's spurious error-level
+    'remapper failed' log line suppressed by the commands."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    trained_run = subprocess.run(
+        [sys.executable, "-m", "pix2pix_tf.train", "--data", str(trained / "data"),
+         "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--epochs-decay", "0", *TINY],
+        capture_output=True, text=True, env=env)
+    assert trained_run.returncode == 0, trained_run.stderr[-2000:]
+    assert "remapper failed" not in trained_run.stderr
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(image)
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2pix_tf.predict", "--model", str(tmp_path / "run" / "model.keras"),
+         "--input", str(image), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(tmp_path / "out" / "x.png").size == (30, 20)

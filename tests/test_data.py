@@ -6,6 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pix2pix_tf.data import DataError, load_paired_dataset, scan_pairs
+from pix2pix_tf.datasets import DEMO_DIR
 
 SMALL = dict(load_size=40, crop_size=32, multiple=32)
 
@@ -158,10 +159,10 @@ def test_arrays_source(tmp_path):
 
 
 def test_demo_dataset_is_bundled():
-    scan = scan_pairs(__import__("pix2pix_tf.datasets").datasets.DEMO_DIR, "train")
+    scan = scan_pairs(DEMO_DIR, "train")
     assert len(scan.pairs) >= 100 and not scan.problems
     assert {p.size for p in scan.pairs} == {(256, 256)}
-    test = scan_pairs(__import__("pix2pix_tf.datasets").datasets.DEMO_DIR, "test")
+    test = scan_pairs(DEMO_DIR, "test")
     assert len(test.pairs) >= 5
     assert not {p.name for p in scan.pairs} & {p.name for p in test.pairs}
     ds = load_paired_dataset("demo", "test", batch_size=4)
