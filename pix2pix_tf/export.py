@@ -217,13 +217,15 @@ def run_tflite(path, images, threads=None):
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     expected = tuple(inp["shape"][1:])
     outputs, seconds = [], 0.0
-    for image in images:
+    for index, image in enumerate(images):
         if tuple(image.shape) != expected:
             raise DataError(f"{Path(path).name} was exported for {expected[1]}x{expected[0]}x"
                             f"{expected[2]} images but got {image.shape[1]}x{image.shape[0]}x"
                             f"{image.shape[2]}: resize or crop to that size, or export again "
                             "with --size.")
         interpreter.set_tensor(inp["index"], np.asarray(image, np.float32)[None])
+        if index == 0:
+            interpreter.invoke()  # warm-up: not timed
         start = time.perf_counter()
         interpreter.invoke()
         seconds += time.perf_counter() - start
@@ -257,6 +259,7 @@ def run_onnx(path, images):
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
+    session.run(None, {name: np.asarray(images[0], np.float32)[None]})  # warm-up: not timed
     outputs, seconds = [], 0.0
     for image in images:
         start = time.perf_counter()
@@ -268,6 +271,7 @@ def run_onnx(path, images):
 def run_saved_model(path, images):
     loaded = tf.saved_model.load(str(path))
     function = loaded.signatures["serving_default"]
+    function(images=tf.constant(images[:1]))  # warm-up: not timed
     outputs, seconds = [], 0.0
     for image in images:
         start = time.perf_counter()
@@ -321,9 +325,10 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     reference = reference_targets = None
     if test_images is not None:
         test_images = np.asarray(test_images, np.float32)
+        compiled = tf.function(lambda x: generator(x, training=False))
+        compiled(test_images[:1])  # warm-up: not timed
         start = time.perf_counter()
-        reference = np.stack([keras.ops.convert_to_numpy(generator(image[None], training=False))[0]
-                              for image in test_images])
+        reference = np.stack([compiled(image[None]).numpy()[0] for image in test_images])
         keras_ms = 1000 * (time.perf_counter() - start) / len(test_images)
         reference_targets = None if test_targets is None else np.asarray(test_targets, np.float32)
         reports.append(ArtifactReport("keras", "-", 0, 0.0, float("inf"),
