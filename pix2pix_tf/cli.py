@@ -1,5 +1,6 @@
 """Shared command-line plumbing: exit codes and friendly error reporting."""
 
+import argparse
 import os
 import sys
 
@@ -14,15 +15,5 @@ def fail(message, code=EXIT_ERROR):
     return code
 
 
-class HelpFormatter:
-    """argparse formatter keeping the examples' line breaks and showing defaults."""
-
-    @staticmethod
-    def make():
-        import argparse
-
-        class Formatter(argparse.RawDescriptionHelpFormatter,
-                        argparse.ArgumentDefaultsHelpFormatter):
-            pass
-
-        return Formatter
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows defaults."""

@@ -30,7 +30,7 @@ COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b")
 def parser():
     p = argparse.ArgumentParser(prog="python -m pix2pix_tf.evaluate",
                                 description="Score a model against baselines on test pairs.",
-                                epilog=EXAMPLES, formatter_class=HelpFormatter.make())
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="'demo', a folder, or a TFDS name")
     p.add_argument("--split", default="test")

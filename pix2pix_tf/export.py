@@ -413,7 +413,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m pix2pix_tf.export",
                                 description="Export a trained model to SavedModel (TF Serving), "
                                             "TFLite and ONNX, verifying each.",
-                                epilog=EXAMPLES, formatter_class=HelpFormatter.make())
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("model", help="a .keras model from pix2pix_tf.train")
     p.add_argument("--saved-model", action="store_true", help="TF Serving SavedModel")
     p.add_argument("--tflite", nargs="*", choices=TFLITE_TYPES,

@@ -20,7 +20,7 @@ never overwritten. exit codes: 0 all translated, 1 error, 2 bad input (some file
 def parser():
     p = argparse.ArgumentParser(prog="python -m pix2pix_tf.predict",
                                 description="Translate one image or a folder of images.",
-                                epilog=EXAMPLES, formatter_class=HelpFormatter.make())
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="a .keras model from pix2pix_tf.train")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--output", required=True, help="folder for the translated PNGs")

@@ -17,14 +17,10 @@ EXAMPLES = """examples:
 exit codes: 0 done, 1 error, 2 bad input, 3 loss diverged (NaN/Inf), 130 interrupted
 """
 
-#: option -> TrainConfig field, for options whose names differ
-FIELDS = {"n_layers_d": "n_layers_d"}
-
-
 def parser():
     p = argparse.ArgumentParser(
         prog="python -m pix2pix_tf.train", description="Train a pix2pix model; resumable.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter.make())
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
                    help="base settings: quick = demo data, small nets, ~10 min on 2 CPU cores; "
                         "paper = the paper's facades recipe")

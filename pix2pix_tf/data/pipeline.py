@@ -169,7 +169,7 @@ def _array_source(source):
 
 
 def _file_reader(scan, cache):
-    """A function index -> (a_bytes, b_bytes or '') and whether bytes are held in memory."""
+    """A function index -> (a_bytes, b_bytes or b''), from memory when the files fit."""
     side_by_side = scan.layout == "side_by_side"
     a_paths = [str(p.a.path) for p in scan.pairs]
     b_paths = [""] * len(a_paths) if side_by_side else [str(p.b.path) for p in scan.pairs]
@@ -178,7 +178,7 @@ def _file_reader(scan, cache):
         read = lambda path: open(path, "rb").read() if path else b""  # noqa: E731
         a_store = tf.constant([read(p) for p in a_paths])
         b_store = tf.constant([read(p) for p in b_paths])
-        return (lambda i: (tf.gather(a_store, i), tf.gather(b_store, i))), True
+        return lambda i: (tf.gather(a_store, i), tf.gather(b_store, i))
     a_store, b_store = tf.constant(a_paths), tf.constant(b_paths)
 
     def from_disk(i):
@@ -187,7 +187,7 @@ def _file_reader(scan, cache):
                           lambda: tf.io.read_file(b_path), lambda: tf.constant(b""))
         return tf.io.read_file(tf.gather(a_store, i)), b_bytes
 
-    return from_disk, False
+    return from_disk
 
 
 def _default_channels(infos):
@@ -296,7 +296,7 @@ def load_paired_dataset(
         b_infos = a_infos if side_by_side else [p.b for p in scan.pairs]
         ca = want_a or _default_channels(a_infos)
         cb = want_b or _default_channels(b_infos)
-        read, _ = _file_reader(scan, cache)
+        read = _file_reader(scan, cache)
 
         def load(i):
             a_bytes, b_bytes = read(i)
