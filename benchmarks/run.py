@@ -101,6 +101,10 @@ def training(args):
         row(f"Pix2Pix.fit, batch {n} (s/step)", fit, "s/step", baseline=plain)
         row(f"Pix2Pix.fit, batch {n} (images/s)", n / fit, "images/s", baseline=n / plain)
         ratios.append(plain / fit)
+        if n == args.batches[0]:
+            single = time_fit(Pix2Pix(*networks(), g_sees_updated_d=False), x, y, args.steps)
+            row(f"fit g_sees_updated_d=False, batch {n} (s/step)", single, "s/step",
+                baseline=plain)
         if args.options and n == args.batches[0]:
             for label, kwargs in (("steps_per_execution=4", dict(steps_per_execution=4)),
                                   ("jit_compile=True (XLA)", dict(jit_compile=True))):

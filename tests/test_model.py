@@ -111,6 +111,37 @@ def test_generator_update_sees_the_updated_discriminator(pairs):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def test_single_pass_option_is_the_tutorial_step(pairs):
+    # g_sees_updated_d=False: one D(x, G(x)) serves both losses, G sees D before its update.
+    x, y = (tf.constant(a[:2]) for a in pairs)
+    model = tiny_model(dropout=False, g_sees_updated_d=False)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+    manual = tiny_model(dropout=False)
+    g, d = manual.generator, manual.discriminator
+    from pix2pix_tf.losses import discriminator_loss, generator_loss
+
+    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        fake = g(x, training=True)
+        real_logits, fake_logits = d([x, y], training=True), d([x, fake], training=True)
+        d_loss = tf.reduce_mean(discriminator_loss(real_logits, fake_logits))
+        g_loss = tf.reduce_mean(generator_loss(fake_logits, y, fake)["total"])
+    d_grads = d_tape.gradient(d_loss, d.trainable_variables)
+    g_grads = g_tape.gradient(g_loss, g.trainable_variables)
+    for v, grad in zip(d.trainable_variables + g.trainable_variables, d_grads + g_grads):
+        v.assign_sub(0.1 * grad)
+
+    model.fit(dataset(x, y), epochs=1, verbose=0)
+    for a, b in zip(model.generator.trainable_variables + model.discriminator.trainable_variables,
+                    g.trainable_variables + d.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    # and it differs from the default (reference) order
+    default = tiny_model(dropout=False)
+    default.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+    default.fit(dataset(x, y), epochs=1, verbose=0)
+    assert max_weight_diff(default.generator, model.generator) > 1e-6
+    assert Pix2Pix.from_config(model.get_config()).g_sees_updated_d is False
+
+
 def moving_stats(model):
     return [w.numpy().copy() for layer in model.generator.layers if isinstance(layer, BatchNorm)
             for w in (layer.moving_mean, layer.moving_variance)]
