@@ -19,17 +19,24 @@ def to_unit(images):
     return (tf.cast(images, tf.float32) + 1.0) / 2.0
 
 
-def per_image_metrics(targets, outputs):
-    """Dict of per-image ``l1``, ``psnr`` and ``ssim`` (numpy arrays of shape (batch,))."""
+def image_scores(targets, outputs):
+    """Per-image ``l1``, ``psnr`` and ``ssim`` tensors (shape (batch,)); graph-safe.
+
+    SSIM's 11x11 window shrinks for images smaller than that, so tiny test images still score.
+    """
     t, o = to_unit(targets), to_unit(outputs)
-    l1 = tf.reduce_mean(tf.abs(tf.cast(targets, tf.float32) - tf.cast(outputs, tf.float32)),
-                        axis=[1, 2, 3])
-    size = min(int(t.shape[1]), int(t.shape[2]))
+    filter_size = min([11] + [d for d in t.shape[1:3] if d is not None])
     return {
-        "l1": l1.numpy(),
-        "psnr": tf.image.psnr(t, o, max_val=1.0).numpy(),
-        "ssim": tf.image.ssim(t, o, max_val=1.0, filter_size=min(11, size)).numpy(),
+        "l1": tf.reduce_mean(tf.abs(tf.cast(targets, tf.float32) - tf.cast(outputs, tf.float32)),
+                             axis=[1, 2, 3]),
+        "psnr": tf.image.psnr(t, o, max_val=1.0),
+        "ssim": tf.image.ssim(t, o, max_val=1.0, filter_size=filter_size),
     }
+
+
+def per_image_metrics(targets, outputs):
+    """:func:`image_scores` as numpy arrays."""
+    return {key: value.numpy() for key, value in image_scores(targets, outputs).items()}
 
 
 def rgb_to_lab(rgb):

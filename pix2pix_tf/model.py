@@ -31,6 +31,7 @@ from pix2pix_tf import losses
 from pix2pix_tf.discriminator import patchgan_discriminator
 from pix2pix_tf.generator import unet_generator
 from pix2pix_tf.layers import check_inference_mode, set_inference_mode
+from pix2pix_tf.metrics import image_scores
 
 
 def default_optimizer(learning_rate=2e-4):
@@ -40,10 +41,6 @@ def default_optimizer(learning_rate=2e-4):
     ``learning_rate`` may be a schedule such as :class:`pix2pix_tf.LinearDecay`.
     """
     return keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
-
-
-def _to_unit_range(images):
-    return (ops.cast(images, "float32") + 1.0) / 2.0
 
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
@@ -339,11 +336,10 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         x, y = self._unpack(data)
-        fake = self(x, training=False)
-        target, output = _to_unit_range(y), _to_unit_range(fake)
-        self.l1_tracker.update_state(losses.l1_loss(y, fake))
-        self.psnr_tracker.update_state(tf.image.psnr(target, output, max_val=1.0))
-        self.ssim_tracker.update_state(tf.image.ssim(target, output, max_val=1.0))
+        scores = image_scores(y, self(x, training=False))
+        self.l1_tracker.update_state(scores["l1"])
+        self.psnr_tracker.update_state(scores["psnr"])
+        self.ssim_tracker.update_state(scores["ssim"])
         return {m.name: m.result() for m in self.test_metrics}
 
     def predict_step(self, data):

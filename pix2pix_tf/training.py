@@ -79,12 +79,17 @@ def build_model(config, input_channels, output_channels, steps_per_epoch):
     return model
 
 
+def _data_options(config):
+    """The :func:`load_paired_dataset` options a config implies."""
+    return dict(direction=config.direction, batch_size=config.batch_size,
+                load_size=config.load_size, crop_size=config.crop_size,
+                preprocess=config.preprocess, input_channels=config.input_channels,
+                output_channels=config.output_channels, multiple=2**config.num_downs,
+                seed=config.seed, on_error=config.on_error)
+
+
 def _datasets(config, epoch_counter, train_data=None, test_data=None):
-    common = dict(direction=config.direction, batch_size=config.batch_size,
-                  load_size=config.load_size, crop_size=config.crop_size,
-                  preprocess=config.preprocess, input_channels=config.input_channels,
-                  output_channels=config.output_channels, multiple=2**config.num_downs,
-                  seed=config.seed, on_error=config.on_error)
+    common = _data_options(config)
     train = load_paired_dataset(train_data if train_data is not None else config.data, "train",
                                 epoch=epoch_counter, **common)
     test = None
@@ -151,12 +156,11 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     callbacks = [guard, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
                                                     profile_batch=0)]
     samples = None
-    sample_source = test_ds if test_ds is not None else load_paired_dataset(
-        train_data if train_data is not None else config.data, "train", augment=False,
-        direction=config.direction, load_size=config.load_size, crop_size=config.crop_size,
-        multiple=2**config.num_downs, input_channels=config.input_channels,
-        output_channels=config.output_channels, on_error=config.on_error)
     if config.samples > 0:
+        # Fixed examples: the test split, else un-augmented training pairs.
+        sample_source = test_ds if test_ds is not None else load_paired_dataset(
+            train_data if train_data is not None else config.data, "train", augment=False,
+            **_data_options(config))
         inputs, targets = first_examples(sample_source, config.samples)
         samples = SampleGrid(inputs, targets, run_dir / "samples", every=config.sample_every,
                              log_dir=run_dir / "logs" / "samples")

@@ -59,6 +59,15 @@ def test_evaluate_reports_l1_psnr_ssim_of_the_translation(pairs):
     assert -1 <= result["ssim"] <= 1
 
 
+def test_evaluate_scores_images_smaller_than_the_ssim_window():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    model = tiny_model(inference_mode="deterministic")
+    model.compile()
+    result = model.evaluate(dataset(x, -x), return_dict=True, verbose=0)
+    assert np.isfinite(result["ssim"]) and -1 <= result["ssim"] <= 1
+
+
 @pytest.mark.parametrize("row", sorted(TABLE1_OBJECTIVES))
 def test_every_table1_objective_trains(row, pairs):
     x, y = pairs
