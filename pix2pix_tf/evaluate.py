@@ -46,8 +46,9 @@ def parser():
     return p
 
 
-def score(translate, dataset, steps):
-    """Mean metrics of ``translate`` (batch -> outputs) over ``dataset``, plus its outputs."""
+def score(translate, dataset, steps, keep=0):
+    """Mean metrics of ``translate`` (batch -> outputs) over ``dataset``, and its first
+    ``keep`` outputs (for the sample grid)."""
     from keras.utils import Progbar
 
     from pix2pix_tf.metrics import LabHistogram, per_image_metrics
@@ -61,12 +62,13 @@ def score(translate, dataset, steps):
         for key, v in per_image_metrics(y, out).items():
             values[key].extend(v.tolist())
         histogram.update(y, out)
-        outputs.append(np.asarray(out))
+        if sum(len(o) for o in outputs) < keep:
+            outputs.append(np.asarray(out))
         progress.add(1)
     result = {k: float(np.mean(v)) for k, v in values.items()}
     result.update(histogram.intersection())
     result["images"] = len(values["l1"])
-    return result, np.concatenate(outputs)
+    return result, (np.concatenate(outputs)[:keep] if outputs else None)
 
 
 def table(rows):
@@ -98,15 +100,17 @@ def main(argv=None):
     args = parser().parse_args(argv)
     import keras
 
+    from pix2pix_tf.callbacks import first_examples
     from pix2pix_tf.data import DataError, load_paired_dataset
     from pix2pix_tf.inference import generator_of, load_model, size_multiple
     from pix2pix_tf.plotting import image_grid
 
     try:
-        models = {Path(p).stem if p != args.model else "model": load_model(p)
-                  for p in [args.model] + list(args.compare)}
-        if len(models) != 1 + len(args.compare):  # same stems: fall back to paths
-            models = {p: load_model(p) for p in [args.model] + list(args.compare)}
+        paths = [args.model] + list(args.compare)
+        names = ["model"] + [Path(p).stem for p in args.compare]
+        if len(set(names)) != len(names):  # clashing file names: use the paths
+            names = paths
+        models = {name: load_model(p) for name, p in zip(names, paths)}
         main_model = next(iter(models.values()))
         channels_in = generator_of(main_model).inputs[0].shape[-1]
         channels_out = generator_of(main_model).outputs[0].shape[-1]
@@ -130,17 +134,13 @@ def main(argv=None):
         modes[name] = getattr(model, "inference_mode", "n/a")
         print(f"scoring {name} (inference mode {modes[name]})")
         rows[name], outputs[name] = score(
-            lambda x, m=model: keras.ops.convert_to_numpy(m(x, training=False)), dataset, steps)
+            lambda x, m=model: keras.ops.convert_to_numpy(m(x, training=False)), dataset, steps,
+            keep=args.samples)
     if channels_in == channels_out:
         print("scoring identity baseline (output = input)")
         rows["identity (output = input)"], _ = score(lambda x: np.asarray(x), dataset, steps)
-    inputs, targets = [], []
-    for x, y in dataset:
-        inputs.append(np.asarray(x))
-        targets.append(np.asarray(y))
-    inputs, targets = np.concatenate(inputs), np.concatenate(targets)
-    n = min(args.samples, len(inputs))
-    columns = [inputs[:n], targets[:n]] + [o[:n] for o in outputs.values()]
+    inputs, targets = first_examples(dataset, args.samples)
+    columns = [inputs, targets] + [o[:len(inputs)] for o in outputs.values()]
     labels = ["input", "target"] + list(outputs)
     image_grid(columns, labels, output / "samples.png", cell=2.6)
     info = (f"{rows[next(iter(rows))]['images']} test images from {args.data} "
