@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DataError": "pix2pix_tf.data",
+    "FusedAdam": "pix2pix_tf.optimizers",
     "INFERENCE_MODES": "pix2pix_tf.layers",
     "LinearDecay": "pix2pix_tf.schedules",
     "Pix2Pix": "pix2pix_tf.model",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 
+MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+
 
 @dataclass
 class TrainConfig:
@@ -45,6 +47,10 @@ class TrainConfig:
     epochs_decay: int = 100
     seed: int = 0
     inference_mode: str = "paper"
+    #: None (float32, the paper's), "mixed_bfloat16" (CPUs with AMX/AVX512-BF16 and TPUs: about
+    #: 1.9x faster training on this project's CPU, bfloat16 rounding of activations) or
+    #: "mixed_float16" (NVIDIA GPUs, with loss scaling). A speed option: it changes the numerics.
+    mixed_precision: str = None
     # outputs
     run_dir: str = "runs/pix2pix"
     sample_every: int = 1
@@ -61,6 +67,9 @@ class TrainConfig:
             raise ValueError(f"crop_size {self.crop_size} is not divisible by 2**num_downs = "
                              f"{2**self.num_downs}: pick a crop size multiple of it or a smaller "
                              "--num-downs.")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of "
+                             f"{', '.join(map(str, MIXED_PRECISION))}, got {self.mixed_precision!r}")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ValueError("epochs + epochs_decay must be at least 1.")
 

@@ -16,6 +16,7 @@ learning-rate schedule, dropout RNG and the data pipeline's epoch, so the losses
 uninterrupted run.
 """
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -40,6 +41,7 @@ from pix2pix_tf.discriminator import patchgan_discriminator
 from pix2pix_tf.generator import unet_generator
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix
+from pix2pix_tf.optimizers import FusedAdam
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.schedules import LinearDecay
 
@@ -73,10 +75,25 @@ def build_model(config, input_channels, output_channels, steps_per_epoch):
 
     def optimizer():
         schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch)
-        return keras.optimizers.Adam(schedule, beta_1=config.beta1, beta_2=0.999, epsilon=1e-8)
+        return FusedAdam(schedule, beta_1=config.beta1, beta_2=0.999, epsilon=1e-8)
 
     model.compile(g_optimizer=optimizer(), d_optimizer=optimizer() if discriminator else None)
     return model
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+    """Builds layers under Keras dtype policy ``name`` (None: leave the global policy alone),
+    restoring the previous global policy afterwards; built layers keep their policy."""
+    if name is None:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _data_options(config):
@@ -141,13 +158,14 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     found = checkpoints(run_dir / "checkpoints")
     if found:
         initial_epoch, path = found[-1]
-        model = keras.models.load_model(path)
+        model = keras.models.load_model(path)  # its layers keep the precision they were built in
         truncate_history(run_dir / "history.csv", initial_epoch)
         print(f"Resuming {run_dir} from {path.name} (epoch {initial_epoch} of "
               f"{config.total_epochs}).")
     else:
         initial_epoch = 0
-        model = build_model(config, x_spec.shape[-1], y_spec.shape[-1], steps_per_epoch)
+        with precision_policy(config.mixed_precision):
+            model = build_model(config, x_spec.shape[-1], y_spec.shape[-1], steps_per_epoch)
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
     epoch_counter.assign(initial_epoch)

@@ -1,0 +1,100 @@
+"""Speed options: the fused Adam update (default) and mixed_bfloat16 training (opt-in)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import dataset
+from helpers import max_weight_diff, tiny_model
+from pix2pix_tf import FusedAdam, LinearDecay, default_optimizer
+from pix2pix_tf.config import preset
+from pix2pix_tf.training import train
+
+
+def run_optimizer(optimizer, steps=6):
+    """Applies ``steps`` fixed random gradients to fixed random variables; returns them."""
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.normal(size=shape).astype("float32"))
+                 for shape in ((300, 70), (7,), (4, 4, 3, 8))]
+    optimizer.build(variables)
+
+    @tf.function
+    def step(grads):
+        optimizer.apply(grads, variables)
+
+    for _ in range(steps):
+        step([tf.constant(rng.normal(size=v.shape).astype("float32")) for v in variables])
+    return [v.numpy() for v in variables], optimizer
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_fused_adam_equals_keras_adam(amsgrad):
+    args = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8, amsgrad=amsgrad)
+    schedule = LinearDecay(2e-2, 2, 2, steps_per_epoch=2)  # a changing learning rate
+    expected, keras_adam = run_optimizer(keras.optimizers.Adam(schedule, **args))
+    got, fused = run_optimizer(FusedAdam(schedule, **args))
+    for a, b, start in zip(expected, got, run_optimizer(keras.optimizers.SGD(0.0))[0]):
+        assert not np.allclose(a, start)  # the steps did move the variables
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for a, b in zip(keras_adam.variables, fused.variables):  # same state, m and v included
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_adam_is_the_default_and_serialises(tmp_path, pairs):
+    assert isinstance(default_optimizer(), FusedAdam)
+    model = tiny_model()
+    model.compile()
+    assert isinstance(model.g_optimizer, FusedAdam) and isinstance(model.d_optimizer, FusedAdam)
+    model.fit(dataset(*pairs), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.g_optimizer) is FusedAdam
+    assert loaded.g_optimizer.get_config() == model.g_optimizer.get_config()
+    assert int(loaded.g_optimizer.iterations) == 2
+
+
+def test_fused_adam_under_mirrored_strategy_matches_single_device(pairs):
+    x, y = pairs
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+
+    # No normalisation layers: a bias followed by instance norm has a gradient of pure rounding
+    # noise, which Adam (Keras' own too) turns into full-size steps of random sign.
+    def run(strategy):
+        with strategy.scope():
+            model = tiny_model(seed=4, norm="none", dropout=False)
+            model.compile()  # FusedAdam for both networks
+        history = model.fit(dataset(x, y, batch_size=4), epochs=3, verbose=0).history
+        return model, history
+
+    single, h1 = run(tf.distribute.OneDeviceStrategy(devices[0]))
+    mirrored, h2 = run(tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()))
+    initial = tiny_model(seed=4, norm="none", dropout=False)
+    assert max_weight_diff(single, initial) > 3e-4  # it trained: three steps of lr 2e-4
+    assert max_weight_diff(single, mirrored) < 1e-5
+    for key in h1:
+        np.testing.assert_allclose(h1[key], h2[key], rtol=1e-4)
+
+
+def test_mixed_bfloat16_training_option(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    config = preset("quick", run_dir=str(tmp_path / "run"), crop_size=32, load_size=36,
+                    num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=1, epochs_decay=1,
+                    samples=0, mixed_precision="mixed_bfloat16")
+    result = train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["mixed_precision"] == (
+        "mixed_bfloat16")
+    model = keras.models.load_model(result["model"])
+    conv = model.generator.get_layer("down2_conv")
+    assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    assert not isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)  # not needed
+    out = model.predict(x, verbose=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        preset("quick", mixed_precision="float8")
