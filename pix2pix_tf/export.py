@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from pix2pix_tf.data.files import DataError
 from pix2pix_tf.inference import generator_of, size_multiple
+from pix2pix_tf.subpixel import with_subpixel_upsampling
 
 ONNX_OPSET = 17
 TFLITE_TYPES = ("float32", "float16", "dynamic_int8", "int8")
@@ -158,10 +159,15 @@ def export_saved_model(model, directory, name="pix2pix", version=1,
 
 
 # ---------------------------------------------------------------------------------- TFLite
-def _fixed_size_saved_model(model, image_size, directory, batch=1):
+def _fixed_size_saved_model(model, image_size, directory, batch=1, subpixel=True):
     """A SavedModel with one fixed-shape signature: what the TFLite converter freezes best
-    (converting a Keras 3 model's concrete function directly leaves its weights as variables)."""
+    (converting a Keras 3 model's concrete function directly leaves its weights as variables).
+
+    ``subpixel``: compute the up-convolutions as sub-pixel convolutions (same weights, same
+    function), because TFLite's TRANSPOSE_CONV is slow; see :mod:`pix2pix_tf.subpixel`."""
     generator = generator_of(model)
+    if subpixel:
+        generator = with_subpixel_upsampling(generator)
     channels = generator.inputs[0].shape[-1]
     spec = tf.TensorSpec([batch, image_size[0], image_size[1], channels], tf.float32,
                          name="images")
@@ -177,8 +183,12 @@ def _fixed_size_saved_model(model, image_size, directory, batch=1):
     return directory
 
 
-def export_tflite(model, path, kind="float32", image_size=(256, 256), calibration=None):
-    """Writes a TFLite model of ``kind`` (see ``TFLITE_TYPES``) with a fixed input size."""
+def export_tflite(model, path, kind="float32", image_size=(256, 256), calibration=None,
+                  subpixel=True):
+    """Writes a TFLite model of ``kind`` (see ``TFLITE_TYPES``) with a fixed input size.
+
+    ``subpixel=False`` keeps TRANSPOSE_CONV ops (2-3x slower under XNNPACK, see
+    :mod:`pix2pix_tf.subpixel`), e.g. for a delegate that implements them well."""
     if kind not in TFLITE_TYPES:
         raise ValueError(f"TFLite kind must be one of {', '.join(TFLITE_TYPES)}, got {kind!r}")
     if kind == "int8" and calibration is None:
@@ -188,7 +198,8 @@ def export_tflite(model, path, kind="float32", image_size=(256, 256), calibratio
 
     with tempfile.TemporaryDirectory() as tmp:
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(_fixed_size_saved_model(model, image_size, Path(tmp) / "fixed")))
+            str(_fixed_size_saved_model(model, image_size, Path(tmp) / "fixed",
+                                        subpixel=subpixel)))
         _configure(converter, kind, calibration)
         Path(path).write_bytes(converter.convert())
     return Path(path)
