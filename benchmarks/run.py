@@ -161,6 +161,8 @@ def training(args):
     if not args.quick:
         configs += [("keras_adam", 1), ("bf16", 1), ("spe4", 1), ("xla", 1),
                     ("plain", 4), ("fit", 4), ("bf16", 4)]
+    if args.only:
+        configs = [(name, n) for name, n in configs if name in args.only.split(",")]
     results = {}
     for _ in range(args.repeats):
         for name, n in configs:
@@ -238,13 +240,16 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a few minutes: fewer rounds and images, batch 1 only")
     parser.add_argument("--no-inference", action="store_true")
+    parser.add_argument("--only", help="training configurations to run, comma-separated: "
+                        + ", ".join(TRAIN_CONFIGS))
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="processes per training configuration (default 2)")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=sorted(TRAIN_CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.steps = 3
     args.rounds = 3 if args.quick else 4
-    args.repeats = 2
     args.images = 4 if args.quick else 16
     args.pipeline_images = 300 if args.quick else 1000
     if args.phase:  # one phase, e.g. in a process of its own

@@ -158,6 +158,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     what the paper's batch-size-1 BatchNorm does at test time and never mixes images of a batch;
     "moving_average" uses the moving statistics. Defaults ``momentum=0.9``, ``epsilon=1e-5`` are
     PyTorch's, i.e. the reference implementation's.
+
+    Under ``tf.distribute`` the training statistics are per replica (``synchronized=False``):
+    with one image per replica every image keeps its own statistics, as in the paper's
+    batch-size-1 training, instead of being coupled to images on other devices.
     """
 
     def __init__(self, inference_mode="paper", momentum=0.9, epsilon=1e-5, **kwargs):
