@@ -1,7 +1,7 @@
 """One command, one table: training, inference and data throughput, each beside a baseline
 measured in the same run. Ratios, not absolute times, are what we compare across machines.
 
-    python benchmarks/run.py            # full: batch 1 and 4, every training option (~15 min)
+    python benchmarks/run.py            # full: batch 1 and 4, every training option (~30 min)
     python benchmarks/run.py --quick    # a few minutes
 
 Rows:

@@ -187,7 +187,8 @@ def export_tflite(model, path, kind="float32", image_size=(256, 256), calibratio
                   subpixel=True):
     """Writes a TFLite model of ``kind`` (see ``TFLITE_TYPES``) with a fixed input size.
 
-    ``subpixel=False`` keeps TRANSPOSE_CONV ops (2-3x slower under XNNPACK, see
+    ``subpixel=False`` keeps TRANSPOSE_CONV ops (the paper generator runs 2-3x slower so under
+    XNNPACK, see
     :mod:`pix2pix_tf.subpixel`), e.g. for a delegate that implements them well."""
     if kind not in TFLITE_TYPES:
         raise ValueError(f"TFLite kind must be one of {', '.join(TFLITE_TYPES)}, got {kind!r}")

@@ -35,14 +35,14 @@ from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.optimizers import FusedAdam
 
 
-def default_optimizer(learning_rate=2e-4):
+def default_optimizer(learning_rate=2e-4, beta_1=0.5):
     """The paper's optimizer: Adam(lr=2e-4, beta_1=0.5, beta_2=0.999).
 
     ``epsilon=1e-8`` is PyTorch's default, i.e. the reference code's (Keras' default is 1e-7).
     ``learning_rate`` may be a schedule such as :class:`pix2pix_tf.LinearDecay`. The update is
     Keras' Adam computed by one fused kernel per variable (:class:`pix2pix_tf.FusedAdam`).
     """
-    return FusedAdam(learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+    return FusedAdam(learning_rate, beta_1=beta_1, beta_2=0.999, epsilon=1e-8)
 
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")

@@ -40,7 +40,8 @@ class FusedAdam(keras.optimizers.Adam):
             keras.backend.backend() != "tensorflow"
             or self.amsgrad
             or isinstance(gradient, tf.IndexedSlices)
-            or variable.dtype not in ("float16", "bfloat16", "float32", "float64")
+            or keras.backend.standardize_dtype(variable.dtype)
+            not in ("float16", "bfloat16", "float32", "float64")
         ):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype

@@ -40,8 +40,7 @@ from pix2pix_tf.data import DataError, load_paired_dataset
 from pix2pix_tf.discriminator import patchgan_discriminator
 from pix2pix_tf.generator import unet_generator
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
-from pix2pix_tf.model import Pix2Pix
-from pix2pix_tf.optimizers import FusedAdam
+from pix2pix_tf.model import Pix2Pix, default_optimizer
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.schedules import LinearDecay
 
@@ -75,7 +74,7 @@ def build_model(config, input_channels, output_channels, steps_per_epoch):
 
     def optimizer():
         schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch)
-        return FusedAdam(schedule, beta_1=config.beta1, beta_2=0.999, epsilon=1e-8)
+        return default_optimizer(schedule, beta_1=config.beta1)
 
     model.compile(g_optimizer=optimizer(), d_optimizer=optimizer() if discriminator else None)
     return model

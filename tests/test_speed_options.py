@@ -14,6 +14,20 @@ from pix2pix_tf.config import preset
 from pix2pix_tf.training import train
 
 
+def count_fused_kernels(monkeypatch):
+    """Counts ResourceApplyAdam ops created (at tracing), so a test can tell the fused path ran
+    rather than Keras' fallback update."""
+    calls = []
+    kernel = tf.raw_ops.ResourceApplyAdam
+
+    def counted(**kwargs):
+        calls.append(1)
+        return kernel(**kwargs)
+
+    monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", counted)
+    return calls
+
+
 def run_optimizer(optimizer, steps=6):
     """Applies ``steps`` fixed random gradients to fixed random variables; returns them."""
     rng = np.random.default_rng(0)
@@ -31,11 +45,13 @@ def run_optimizer(optimizer, steps=6):
 
 
 @pytest.mark.parametrize("amsgrad", [False, True])
-def test_fused_adam_equals_keras_adam(amsgrad):
+def test_fused_adam_equals_keras_adam(amsgrad, monkeypatch):
+    calls = count_fused_kernels(monkeypatch)
     args = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8, amsgrad=amsgrad)
     schedule = LinearDecay(2e-2, 2, 2, steps_per_epoch=2)  # a changing learning rate
     expected, keras_adam = run_optimizer(keras.optimizers.Adam(schedule, **args))
     got, fused = run_optimizer(FusedAdam(schedule, **args))
+    assert len(calls) == (0 if amsgrad else 3)  # amsgrad: Keras' update; else one per variable
     for a, b, start in zip(expected, got, run_optimizer(keras.optimizers.SGD(0.0))[0]):
         assert not np.allclose(a, start)  # the steps did move the variables
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
@@ -56,8 +72,9 @@ def test_fused_adam_is_the_default_and_serialises(tmp_path, pairs):
     assert int(loaded.g_optimizer.iterations) == 2
 
 
-def test_fused_adam_under_mirrored_strategy_matches_single_device(pairs):
+def test_fused_adam_under_mirrored_strategy_matches_single_device(pairs, monkeypatch):
     x, y = pairs
+    calls = count_fused_kernels(monkeypatch)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
 
     # No normalisation layers: a bias followed by instance norm has a gradient of pure rounding
@@ -70,8 +87,10 @@ def test_fused_adam_under_mirrored_strategy_matches_single_device(pairs):
         return model, history
 
     single, h1 = run(tf.distribute.OneDeviceStrategy(devices[0]))
+    single_calls = len(calls)
     mirrored, h2 = run(tf.distribute.MirroredStrategy(
         devices, cross_device_ops=tf.distribute.ReductionToOneDevice()))
+    assert single_calls > 0 and len(calls) - single_calls == 2 * single_calls  # per replica
     initial = tiny_model(seed=4, norm="none", dropout=False)
     assert max_weight_diff(single, initial) > 3e-4  # it trained: three steps of lr 2e-4
     assert max_weight_diff(single, mirrored) < 1e-5
