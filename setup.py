@@ -9,7 +9,7 @@ setup(
     license="MIT",
     packages=find_packages(include=["pix2pix_tf", "pix2pix_tf.*"]),
     # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution
-    package_data={"pix2pix_tf.datasets": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"]},
+    package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
@@ -26,8 +26,8 @@ setup(
     extras_require={
         # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
         # the synthetic-pair tests
-        # nbclient + ipykernel execute the tutorial notebook in the tests
-        "dev": ["pytest>=7", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
+        # nbclient + ipykernel execute the tutorial notebook in the tests; ruff lints (pyproject.toml)
+        "dev": ["pytest>=7", "ruff", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
                 "scikit-image", "nbclient", "nbformat", "ipykernel"],
     },
 )

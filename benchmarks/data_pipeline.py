@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf import Pix2Pix, load_paired_dataset  # noqa: E402
-from pix2pix_tf.datasets import DEMO_DIR  # noqa: E402
+from pix2pix_tf.data import DEMO_DIR  # noqa: E402
 
 GPU_STEPS_PER_S = 27  # the TF tutorial's ~37 ms per step on a V100
 

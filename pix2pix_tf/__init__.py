@@ -15,20 +15,31 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "DISCRIMINATORS": "pix2pix_tf.networks",
     "DataError": "pix2pix_tf.data",
     "FusedAdam": "pix2pix_tf.optimizers",
+    "GENERATORS": "pix2pix_tf.networks",
+    "Generator": "pix2pix_tf.networks",
     "INFERENCE_MODES": "pix2pix_tf.layers",
     "LinearDecay": "pix2pix_tf.schedules",
+    "PairSource": "pix2pix_tf.data",
     "Pix2Pix": "pix2pix_tf.model",
     "SampleGrid": "pix2pix_tf.callbacks",
     "TABLE1_OBJECTIVES": "pix2pix_tf.losses",
+    "TrainConfig": "pix2pix_tf.config",
+    "build_discriminator": "pix2pix_tf.networks",
+    "build_generator": "pix2pix_tf.networks",
     "default_optimizer": "pix2pix_tf.model",
     "load_paired_dataset": "pix2pix_tf.data",
-    "patchgan_discriminator": "pix2pix_tf.discriminator",
-    "receptive_field": "pix2pix_tf.discriminator",
+    "multiscale_discriminator": "pix2pix_tf.networks",
+    "patchgan_discriminator": "pix2pix_tf.networks",
+    "receptive_field": "pix2pix_tf.networks",
+    "register_discriminator": "pix2pix_tf.networks",
+    "register_generator": "pix2pix_tf.networks",
+    "resnet_generator": "pix2pix_tf.networks",
     "scan_pairs": "pix2pix_tf.data",
     "set_inference_mode": "pix2pix_tf.layers",
-    "unet_generator": "pix2pix_tf.generator",
+    "unet_generator": "pix2pix_tf.networks",
 }
 
 __all__ = sorted(_EXPORTS)

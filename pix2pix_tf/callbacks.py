@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.networks import image_of
 from pix2pix_tf.plotting import sample_grid
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
@@ -129,10 +130,11 @@ class SampleGrid(keras.callbacks.Callback):
     def draw(self, name, step=None, title=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         outputs = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
-        pixels = sample_grid(self.inputs, self.targets, outputs, self.folder / f"{name}.png",
-                             title=title)
+        pixels = sample_grid(image_of(self.inputs), self.targets, outputs,
+                             self.folder / f"{name}.png", title=title)
         if self.show:
-            from IPython.display import Image as ShowImage, display
+            from IPython.display import Image as ShowImage
+            from IPython.display import display
 
             display(ShowImage(filename=str(self.folder / f"{name}.png")))
         if self.writer is not None and step is not None:
@@ -147,11 +149,13 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 def first_examples(dataset, count):
-    """Up to ``count`` (inputs, targets) from a batched dataset, as numpy arrays."""
+    """Up to ``count`` (inputs, targets) from a batched dataset, as numpy arrays (inputs: an
+    array, or a dict of arrays when the dataset's inputs are named)."""
     xs, ys = [], []
     for x, y in dataset:
-        xs.append(np.asarray(x))
+        xs.append(keras.tree.map_structure(np.asarray, x))
         ys.append(np.asarray(y))
-        if sum(len(a) for a in xs) >= count:
+        if sum(len(b) for b in ys) >= count:
             break
-    return np.concatenate(xs)[:count], np.concatenate(ys)[:count]
+    inputs = keras.tree.map_structure(lambda *parts: np.concatenate(parts)[:count], *xs)
+    return inputs, np.concatenate(ys)[:count]

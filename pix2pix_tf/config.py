@@ -1,10 +1,17 @@
-"""Training options as one dataclass, with named presets; saved as JSON in every run directory.
+"""Training options as one dataclass, with named presets; saved as JSON in every run directory
+and inside the trained model.
+
+Every option is declared once, below, with its help text, its command-line group and (for
+enumerations) its allowed values; :meth:`TrainConfig.__post_init__` checks every enumeration
+against them and ``python -m pix2pix_tf.train`` derives its flags from them
+(:func:`pix2pix_tf.cli.train.parser`). Network choices come from the registry tables
+(:mod:`pix2pix_tf.networks`), so a newly registered generator is a valid ``--generator`` at once.
 
 ``paper`` is the paper's facades recipe (unet_256 + 70x70 PatchGAN, L1 + cGAN with lambda 100,
 Adam 2e-4 / 0.5, batch 1, 100 + 100 epochs, 286 -> 256 jitter, labels -> photo = BtoA).
 ``quick`` (the command line's default) keeps the same architecture shape, objective and recipe
-but uses 16 base filters and 12 + 12 epochs on the bundled demo data, so that a first run
-finishes in about ten minutes on a 2-core CPU.
+but uses 16 base filters and a short schedule on the bundled demo data, so that a first run
+finishes in minutes on a 2-core CPU.
 """
 
 import dataclasses
@@ -12,80 +19,191 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pix2pix_tf.losses import TABLE1_OBJECTIVES
+from pix2pix_tf.layers import INFERENCE_MODES, NORMS
+from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
 
-MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+DIRECTIONS = ("AtoB", "BtoA")
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "none")
+ON_ERROR = ("raise", "skip")
+MIXED_PRECISION = ("mixed_bfloat16", "mixed_float16")
+
+
+def _generators():
+    from pix2pix_tf.networks import GENERATORS
+
+    return tuple(sorted(GENERATORS))
+
+
+def _discriminators():
+    from pix2pix_tf.networks import DISCRIMINATORS
+
+    return tuple(sorted(DISCRIMINATORS))
+
+
+def _upsampling():
+    from pix2pix_tf.networks import UPSAMPLING
+
+    return UPSAMPLING
+
+
+def option(default, help, group="outputs", choices=None, cli=True):
+    """A config field with its help text, command-line group and allowed values (a tuple, or a
+    function returning one for tables that can grow)."""
+    kwargs = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**kwargs, metadata={"help": help, "group": group, "choices": choices,
+                                     "cli": cli})
+
+
+def choices_of(f):
+    """The allowed values of config field ``f`` (None: any)."""
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
 
 
 @dataclass
 class TrainConfig:
     # data
-    data: str = "demo"
-    direction: str = "AtoB"
-    batch_size: int = 1
-    load_size: int = 286
-    crop_size: int = 256
-    preprocess: str = "resize_and_crop"
-    input_channels: int = None
-    output_channels: int = None
-    on_error: str = "raise"
+    data: str = option("demo", "'demo', a folder (A|B images or A/ B/), or a TFDS name such as "
+                       "pix2pix/facades", "data")
+    direction: str = option("AtoB", "which side is the input", "data", DIRECTIONS)
+    batch_size: int = option(1, "images per batch (paper 1)", "data")
+    load_size: int = option(286, "resize before the random crop (paper 286)", "data")
+    crop_size: int = option(256, "training crop (paper 256)", "data")
+    preprocess: str = option("resize_and_crop", "how training images are sized", "data",
+                             PREPROCESS_MODES)
+    input_channels: int = option(None, "convert inputs to this many channels (default: as "
+                                 "found)", "data", (1, 2, 3, 4))
+    output_channels: int = option(None, "convert targets to this many channels (default: as "
+                                  "found)", "data", (1, 2, 3, 4))
+    on_error: str = option("raise", "bad files: stop with a list of them, or skip them with a "
+                           "warning", "data", ON_ERROR)
     # networks
-    ngf: int = 64
-    ndf: int = 64
-    num_downs: int = 8
-    skips: bool = True
-    n_layers_d: int = 3
-    norm: str = "batch"
-    dropout: bool = True
+    generator: str = option("unet_256", "generator from pix2pix_tf.networks.GENERATORS",
+                            "networks", _generators)
+    ngf: int = option(64, "generator base filters (paper 64)", "networks")
+    num_downs: int = option(None, "U-Net halvings for --generator unet (unet_256 = 8, "
+                            "unet_128 = 7)", "networks")
+    upsampling: str = option("transpose", "U-Net decoder: transposed convolutions (paper) or "
+                             "resize + conv (against checkerboard artifacts)", "networks",
+                             _upsampling)
+    skips: bool = option(True, "U-Net skip connections (off: Table 2's encoder-decoder)",
+                         "networks")
+    norm: str = option("batch", "normalisation in both networks", "networks", NORMS)
+    dropout: bool = option(True, "generator dropout, its only noise (paper: on)", "networks")
+    discriminator: str = option("patchgan", "discriminator from "
+                                "pix2pix_tf.networks.DISCRIMINATORS", "networks", _discriminators)
+    ndf: int = option(64, "discriminator base filters (paper 64)", "networks")
+    n_layers_d: int = option(3, "PatchGAN layers: 1 16x16, 3 70x70 (paper), 5 286x286",
+                             "networks")
+    num_scales_d: int = option(None, "scales of the multiscale discriminator (pix2pixHD: 3)",
+                               "networks")
     # objective and optimisation
-    objective: str = "L1+cGAN"
-    gan_mode: str = "vanilla"
-    lambda_l1: float = 100.0
-    lr: float = 2e-4
-    beta1: float = 0.5
-    epochs: int = 100
-    epochs_decay: int = 100
-    seed: int = 0
-    inference_mode: str = "paper"
-    #: None (float32, the paper's), "mixed_bfloat16" (CPUs with AMX/AVX512-BF16 and TPUs: about
-    #: 1.9x faster training on this project's CPU, bfloat16 rounding of activations) or
-    #: "mixed_float16" (NVIDIA GPUs, with loss scaling). A speed option: it changes the numerics.
-    mixed_precision: str = None
+    objective: str = option("L1+cGAN", "a row of the paper's Table 1", "objective",
+                            tuple(TABLE1_OBJECTIVES))
+    gan_mode: str = option("vanilla", "GAN loss: cross-entropy (paper) or least squares",
+                           "objective", GAN_MODES)
+    lambda_l1: float = option(100.0, "L1 weight (paper 100)", "objective")
+    lambda_feat: float = option(0.0, "pix2pixHD discriminator feature-matching weight (0: off, "
+                                "the paper's objective; pix2pixHD uses 10 with --discriminator "
+                                "multiscale)", "objective")
+    lr: float = option(2e-4, "Adam learning rate (paper 2e-4)", "objective")
+    beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
+    epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")
+    epochs_decay: int = option(100, "epochs of linear decay to 0 (paper 100)", "objective")
+    seed: int = option(0, "seed of all weights, dropout masks, shuffles and jitter", "objective")
+    inference_mode: str = option("paper", "test-time dropout and normalisation saved with the "
+                                 "model", "objective", INFERENCE_MODES)
+    #: None (float32, the paper's), "mixed_bfloat16" (CPUs with AMX/AVX512-BF16 and TPUs;
+    #: bfloat16 rounding of activations) or "mixed_float16" (NVIDIA GPUs, with loss scaling).
+    #: A speed option: it changes the numerics. Speeds are in benchmarks/NOTES.md.
+    mixed_precision: str = option(None, "compute in 16 bits, keep float32 weights: "
+                                  "mixed_bfloat16 for CPUs with AMX/AVX512-BF16 and TPUs, "
+                                  "mixed_float16 for NVIDIA GPUs (loss-scaled); changes the "
+                                  "numerics slightly", "objective", MIXED_PRECISION)
     # outputs
-    run_dir: str = "runs/pix2pix"
-    sample_every: int = 1
-    samples: int = 4
-    keep_checkpoints: int = 2
-    preset: str = None
-    notes: dict = field(default_factory=dict)
+    run_dir: str = option("runs/pix2pix", "where checkpoints, samples, logs and the model go")
+    sample_every: int = option(1, "epochs between sample grids")
+    samples: int = option(4, "examples per sample grid")
+    keep_checkpoints: int = option(2, "newest checkpoints kept")
+    preset: str = option(None, "the preset this config started from", cli=False)
+    notes: dict = option(dict, "free-form notes saved with the run", cli=False)
 
     def __post_init__(self):
-        if self.objective not in TABLE1_OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(TABLE1_OBJECTIVES)}, "
-                             f"got {self.objective!r}")
-        if self.crop_size % (2**self.num_downs):
-            raise ValueError(f"crop_size {self.crop_size} is not divisible by 2**num_downs = "
-                             f"{2**self.num_downs}: pick a crop size multiple of it or a smaller "
-                             "--num-downs.")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of "
-                             f"{', '.join(map(str, MIXED_PRECISION))}, got {self.mixed_precision!r}")
+        for f in dataclasses.fields(self):
+            allowed = choices_of(f)
+            value = getattr(self, f.name)
+            if allowed is not None and value is not None and value not in allowed:
+                raise ValueError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got "
+                                 f"{value!r}.")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ValueError("epochs + epochs_decay must be at least 1.")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if self.preprocess == "resize_and_crop" and self.load_size < self.crop_size:
+            raise ValueError(f"load_size ({self.load_size}) must be >= crop_size "
+                             f"({self.crop_size}).")
+        self.generator_options()  # options that do not apply to the chosen networks
+        self.discriminator_options()
 
     @property
     def total_epochs(self):
         return self.epochs + self.epochs_decay
 
+    # ---------------------------------------------------------------------- network options
+    #: config field -> builder option, for each network kind
+    GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
+                        "skips": "skips", "norm": "norm", "dropout": "dropout",
+                        "inference_mode": "inference_mode"}
+    DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
+                            "norm": "norm"}
+
+    def _network_options(self, table, name, fields):
+        from pix2pix_tf.networks import options_for
+
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        values = {option: getattr(self, key) for key, option in fields.items()}
+        option_defaults = {option: defaults[key] for key, option in fields.items()}
+        flags = {option: "--" + key.replace("_", "-") for key, option in fields.items()}
+        return options_for(table, name, values, option_defaults, label=flags.get)
+
+    def generator_options(self):
+        """Options for ``build_generator(self.generator, ...)`` (seed included)."""
+        from pix2pix_tf.networks import GENERATORS
+
+        options = self._network_options(GENERATORS, self.generator, self.GENERATOR_FIELDS)
+        return {**options, "seed": self.seed}
+
+    def discriminator_options(self):
+        """Options for ``build_discriminator(self.discriminator, ...)`` (seed and
+        conditioning from the objective included)."""
+        from pix2pix_tf.networks import DISCRIMINATORS
+
+        options = self._network_options(DISCRIMINATORS, self.discriminator,
+                                        self.DISCRIMINATOR_FIELDS)
+        conditional = TABLE1_OBJECTIVES[self.objective].get("conditional", True)
+        return {**options, "seed": self.seed + 1, "conditional": conditional}
+
+    # ------------------------------------------------------------------------ serialisation
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
     def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path):
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {', '.join(unknown)}.")
+        return cls(**values)
+
+    @classmethod
     def load(cls, path):
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 PRESETS = {

@@ -6,6 +6,7 @@ overlapping tiles (a multiple of the generator's size, ``tile`` pixels at most) 
 linear ramps across the overlaps, so memory stays bounded and seams are smoothed.
 """
 
+import contextlib
 import weakref
 from pathlib import Path
 
@@ -15,25 +16,14 @@ import tensorflow as tf
 from PIL import Image
 
 from pix2pix_tf.data.files import DataError, read_header
-from pix2pix_tf.data.pipeline import decode, to_channels
-from pix2pix_tf.layers import InputCheck
-
-
-def generator_of(model):
-    return model.generator if hasattr(model, "generator") else model
-
-
-def size_multiple(model):
-    """The generator's ``2**num_downs`` (from its input check layer)."""
-    for layer in generator_of(model).layers:
-        if isinstance(layer, InputCheck):
-            return layer.multiple
-    return 1
+from pix2pix_tf.data.sources import decode, to_channels
+from pix2pix_tf.networks import IMAGE, as_generator
 
 
 def load_model(path):
-    """Loads a saved pix2pix model (or generator), with a clear error for anything else."""
-    import pix2pix_tf.model  # noqa: F401  registers Pix2Pix and the layers with Keras
+    """Loads a saved pix2pix_tf model (a trained :class:`~pix2pix_tf.Pix2Pix` or a bare
+    :class:`~pix2pix_tf.networks.Generator`), with a clear error for anything else."""
+    import pix2pix_tf.model  # noqa: F401  registers Pix2Pix, the networks and layers with Keras
     import pix2pix_tf.schedules  # noqa: F401  registers LinearDecay
 
     path = Path(path)
@@ -45,9 +35,26 @@ def load_model(path):
         raise DataError(f"{path}: not a loadable Keras model ({type(error).__name__}: "
                         f"{str(error).splitlines()[0][:200]}). Give a .keras file written by "
                         "pix2pix_tf (train's model.keras or a checkpoint).") from None
-    if not any(isinstance(layer, InputCheck) for layer in generator_of(model).layers):
-        raise DataError(f"{path}: a Keras model, but not a pix2pix_tf model or generator.")
+    try:
+        as_generator(model)
+    except TypeError:
+        raise DataError(f"{path}: a Keras model, but not a pix2pix_tf model or generator.") from None
     return model
+
+
+@contextlib.contextmanager
+def inference_mode(model, mode):
+    """Runs the block with ``model`` (a Pix2Pix or a Generator) in inference ``mode`` (None:
+    as saved), then restores the mode it had: callers' models are never changed."""
+    if mode is None:
+        yield model
+        return
+    previous = model.inference_mode
+    model.inference_mode = mode
+    try:
+        yield model
+    finally:
+        model.inference_mode = previous
 
 
 def read_image(path, channels):
@@ -77,13 +84,14 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 
 def _run(model, batch):
-    """``model(batch, training=False)`` through a cached tf.function: about 2x faster than
-    eager calls per image. Keyed by inference mode, since a trace bakes the mode in."""
+    """``model(batch, training=False)`` through a cached tf.function (much faster than eager
+    calls per image). Keyed by inference mode, since a trace bakes the mode in. ``batch`` is an
+    array or a dict of named inputs."""
     functions = _COMPILED.setdefault(model, {})
-    mode = getattr(model, "inference_mode", None)
+    mode = model.inference_mode
     if mode not in functions:
         functions[mode] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    return functions[mode](tf.constant(batch)).numpy()
+    return functions[mode](keras.tree.map_structure(tf.constant, batch)).numpy()
 
 
 def _pad(image, height, width):
@@ -107,25 +115,38 @@ def _starts(size, tile, stride):
     return starts
 
 
-def translate(model, image, tile=1024):
-    """Translates one (H, W, C) image in [-1, 1] of any size; returns (H, W, C_out)."""
-    multiple = size_multiple(model)
+def translate(model, image, tile=1024, conditions=None):
+    """Translates one (H, W, C) image in [-1, 1] of any size; returns (H, W, C_out).
+
+    ``conditions``: the generator's other named inputs for this image (e.g. an instruction),
+    each without the batch axis; they are given unchanged to every tile.
+    """
+    generator = as_generator(model)
+    multiple = generator.size_multiple
+    missing = set(generator.condition_inputs) - set(conditions or {})
+    if missing:
+        raise ValueError(f"{generator.name} also needs inputs {sorted(missing)}.")
+
+    def run(piece):
+        if not conditions:
+            return _run(model, piece[None])[0]
+        extra = {k: np.asarray(v)[None] for k, v in conditions.items()}
+        return _run(model, {IMAGE: piece[None], **extra})[0]
+
     height, width = image.shape[:2]
     up = lambda v: -(-v // multiple) * multiple  # noqa: E731
     tile = max(multiple, tile // multiple * multiple)
     if height <= tile and width <= tile:
-        padded = _pad(image, up(height), up(width))
-        return _run(model, padded[None])[0, :height, :width]
+        return run(_pad(image, up(height), up(width)))[:height, :width]
     tile_h, tile_w = min(tile, up(height)), min(tile, up(width))
     padded = _pad(image, max(height, tile_h), max(width, tile_w))
     overlap_h, overlap_w = tile_h // 4, tile_w // 4
-    out_channels = generator_of(model).outputs[0].shape[-1]
-    total = np.zeros(padded.shape[:2] + (out_channels,), np.float32)
+    total = np.zeros(padded.shape[:2] + (generator.output_channels,), np.float32)
     weight = np.zeros(padded.shape[:2] + (1,), np.float32)
     window = np.outer(_ramp(tile_h, overlap_h), _ramp(tile_w, overlap_w))[..., None]
     for top in _starts(padded.shape[0], tile_h, tile_h - overlap_h):
         for left in _starts(padded.shape[1], tile_w, tile_w - overlap_w):
             piece = padded[top:top + tile_h, left:left + tile_w]
-            total[top:top + tile_h, left:left + tile_w] += _run(model, piece[None])[0] * window
+            total[top:top + tile_h, left:left + tile_w] += run(piece) * window
             weight[top:top + tile_h, left:left + tile_w] += window
     return (total / weight)[:height, :width]

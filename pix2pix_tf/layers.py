@@ -75,33 +75,15 @@ def gamma_init(seeds):
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
 class InputCheck(keras.layers.Layer):
-    """Identity layer that rejects inputs the network cannot process, with a message for people.
+    """Identity layer that rejects an input with the wrong channel count, with a message for
+    people, before it fails deep inside the graph with an opaque shape error. (Generators check
+    their images through their contract, :class:`pix2pix_tf.networks.Generator`.)"""
 
-    A U-Net needs height and width divisible by ``2**num_downs`` (each halving must be exact for
-    the skip connections to line up), and every network needs the channel count it was built for.
-    Without this check such inputs fail deep inside the graph with an opaque shape error.
-    Sizes are checked in Python whenever they are known (eager calls, and graphs traced from
-    datasets with static shapes); for fully dynamic shapes a graph assertion carries the same
-    message.
-    """
-
-    def __init__(self, channels, multiple=1, network="network", **kwargs):
+    def __init__(self, channels, network="network", **kwargs):
+        kwargs.pop("multiple", None)  # accepted from configs written before the contract
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.multiple = int(multiple)
         self.network = network
-
-    def _size_message(self, height, width):
-        m = self.multiple
-        def near(v):
-            lo = (v // m) * m
-            return f"{lo} or {lo + m}" if lo else f"{m}"
-        return (
-            f"The {self.network} needs height and width divisible by {m} "
-            f"(2**num_downs), but got {height}x{width}. Sizes that work near yours: "
-            f"height {near(height)}, width {near(width)}. Fix: crop or pad the image to such a "
-            f"size, or build the generator with a smaller num_downs."
-        )
 
     def call(self, inputs):
         shape = inputs.shape
@@ -109,43 +91,15 @@ class InputCheck(keras.layers.Layer):
             raise ValueError(
                 f"The {self.network} was built for {self.channels}-channel images but got "
                 f"{shape[-1]} channels (input shape {tuple(shape)}). Fix: convert the images "
-                f"(e.g. grayscale <-> RGB) or build the model with "
-                f"input_channels={shape[-1]}."
+                f"(e.g. grayscale <-> RGB) or build the model with matching channels."
             )
-        if self.multiple <= 1:
-            return inputs
-        height, width = shape[1], shape[2]
-        if height is not None and width is not None:
-            if height % self.multiple or width % self.multiple:
-                raise ValueError(self._size_message(height, width))
-            return inputs
-        # Dynamic spatial size (e.g. a graph traced with None dims): check at run time.
-        import tensorflow as tf
-
-        dynamic = tf.shape(inputs)
-        ok = tf.logical_and(
-            tf.equal(dynamic[1] % self.multiple, 0), tf.equal(dynamic[2] % self.multiple, 0)
-        )
-        check = tf.debugging.Assert(
-            ok,
-            [
-                f"The {self.network} needs height and width divisible by {self.multiple} "
-                "(2**num_downs); got height, width =",
-                dynamic[1],
-                dynamic[2],
-                "Fix: crop or pad the image, or use a smaller num_downs.",
-            ],
-        )
-        with tf.control_dependencies([check]):
-            return tf.identity(inputs)
+        return inputs
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(channels=self.channels, multiple=self.multiple, network=self.network)
-        return config
+        return {**super().get_config(), "channels": self.channels, "network": self.network}
 
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
@@ -286,6 +240,14 @@ def normalization(norm, seeds, inference_mode="paper", name=None):
     raise ValueError(f"Unknown norm {norm!r}; choose one of {', '.join(NORMS)}.")
 
 
+def walk_layers(model):
+    """Every layer inside ``model``, depth first, through nested models (``Model.layers`` is
+    Keras' public view of direct sublayers)."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from walk_layers(layer)
+
+
 def set_inference_mode(model, mode):
     """Switches every mode-aware layer of ``model`` (recursively) to ``mode``.
 
@@ -293,6 +255,27 @@ def set_inference_mode(model, mode):
     takes care of that for its own functions.
     """
     check_inference_mode(mode)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(model):
         if isinstance(layer, (BatchNorm, InstanceNorm, Dropout)):
             layer.inference_mode = mode
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class ReflectionPad2D(keras.layers.Layer):
+    """Mirror padding of height and width by ``padding`` pixels (PyTorch's ``ReflectionPad2d``,
+    which the reference ResNet generator uses before its 7x7 and 3x3 convolutions)."""
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        p = self.padding
+        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        grow = [None if d is None else d + 2 * self.padding for d in input_shape[1:3]]
+        return (input_shape[0], *grow, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

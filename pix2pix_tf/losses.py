@@ -10,6 +10,9 @@ Every function returns one loss per example (shape ``(batch,)``); the model redu
   real-label loss on its fakes.
 - ``gan_mode`` 'vanilla' is the paper's cross-entropy on logits; 'lsgan' the least-squares GAN
   (Mao et al.) that the reference code offers as an alternative.
+- A multi-scale discriminator (pix2pixHD) gives a list of logit maps, one per scale; the GAN
+  losses sum over the scales, as pix2pixHD does. Its feature-matching loss (pix2pixHD eq. 4) is
+  :func:`feature_matching_loss`.
 """
 
 from keras import ops
@@ -39,15 +42,36 @@ def _per_example_mean(values):
 
 
 def gan_loss(logits, real, gan_mode="vanilla"):
-    """Per-example GAN loss of a map of logits against the label real (True) or fake (False)."""
+    """Per-example GAN loss of a map of logits (or a list of maps, one per scale, summed)
+    against the label real (True) or fake (False)."""
     check_gan_mode(gan_mode)
-    logits = ops.cast(logits, "float32")
-    labels = ops.ones_like(logits) if real else ops.zeros_like(logits)
-    if gan_mode == "vanilla":
-        values = ops.binary_crossentropy(labels, logits, from_logits=True)
-    else:
-        values = ops.square(logits - labels)
-    return _per_example_mean(values)
+    total = 0.0
+    for scale in (logits if isinstance(logits, (list, tuple)) else [logits]):
+        scale = ops.cast(scale, "float32")
+        labels = ops.ones_like(scale) if real else ops.zeros_like(scale)
+        if gan_mode == "vanilla":
+            values = ops.binary_crossentropy(labels, scale, from_logits=True)
+        else:
+            values = ops.square(scale - labels)
+        total = total + _per_example_mean(values)
+    return total
+
+
+def feature_matching_loss(fake_features, real_features):
+    """pix2pixHD's discriminator feature-matching loss, per example.
+
+    ``fake_features`` / ``real_features``: per scale, the list of the discriminator's block
+    activations for the generated and the real image. The L1 distance of each pair of
+    activations, weighted ``4 / len(features)`` per layer and ``1 / scales`` per scale as in
+    pix2pixHD; real features are constants (no gradient flows into them).
+    """
+    total = 0.0
+    for fakes, reals in zip(fake_features, real_features):
+        for fake, real in zip(fakes, reals):
+            real = ops.stop_gradient(ops.cast(real, "float32"))
+            distance = _per_example_mean(ops.abs(ops.cast(fake, "float32") - real))
+            total = total + distance * (4.0 / len(fakes)) / len(fake_features)
+    return total
 
 
 def l1_loss(target, output):
@@ -61,14 +85,20 @@ def discriminator_loss(real_logits, fake_logits, gan_mode="vanilla"):
 
 
 def generator_loss(fake_logits, target, output, lambda_l1=100.0, lambda_gan=1.0,
-                   gan_mode="vanilla"):
-    """Per-example G losses as a dict: ``gan``, ``l1`` and ``total`` = lambda_gan*gan + lambda_l1*l1.
+                   gan_mode="vanilla", feature_matching=None, lambda_feat=0.0):
+    """Per-example G losses as a dict: ``gan``, ``l1`` and ``total`` = lambda_gan*gan +
+    lambda_l1*l1 (+ lambda_feat*feat, with ``feat`` in the dict, when ``lambda_feat`` > 0).
 
     ``fake_logits`` may be ``None`` when ``lambda_gan`` is 0 (the L1-only row of Table 1).
+    ``feature_matching``: ``(fake_features, real_features)`` for :func:`feature_matching_loss`.
     """
     l1 = l1_loss(target, output)
     if fake_logits is None:
         gan = ops.zeros_like(l1)
     else:
         gan = gan_loss(fake_logits, True, gan_mode)
-    return {"gan": gan, "l1": l1, "total": lambda_gan * gan + lambda_l1 * l1}
+    losses = {"gan": gan, "l1": l1, "total": lambda_gan * gan + lambda_l1 * l1}
+    if lambda_feat > 0:
+        losses["feat"] = feature_matching_loss(*feature_matching)
+        losses["total"] = losses["total"] + lambda_feat * losses["feat"]
+    return losses

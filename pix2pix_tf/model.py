@@ -18,6 +18,11 @@ the replicas issue the D and G all-reduces in different orders). Pass
 ``cross_device_ops=tf.distribute.ReductionToOneDevice()``
 to the strategy; that is what the tests do.
 
+Inputs may be a bare image batch or a dict of named inputs (``{"image": ..., **conditions}``),
+as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them: batches are
+``(inputs, target)`` either way, and the discriminator sees the image. A generator with a second
+input therefore trains, predicts and exports with no change here.
+
 ``call()`` is the translation, ``test_step`` reports L1, PSNR and SSIM, and the whole model
 (both networks, the loss settings, the inference mode, and both optimizers with their state)
 saves to one ``.keras`` file that loads with ``safe_mode=True``.
@@ -28,10 +33,14 @@ import tensorflow as tf
 from keras import ops
 
 from pix2pix_tf import losses
-from pix2pix_tf.discriminator import patchgan_discriminator
-from pix2pix_tf.generator import unet_generator
-from pix2pix_tf.layers import check_inference_mode, set_inference_mode
+from pix2pix_tf.layers import check_inference_mode
 from pix2pix_tf.metrics import image_scores
+from pix2pix_tf.networks import (
+    Generator,
+    build_discriminator,
+    build_generator,
+    image_of,
+)
 from pix2pix_tf.optimizers import FusedAdam
 
 
@@ -50,10 +59,12 @@ class Pix2Pix(keras.Model):
     """Generator and discriminator trained together with the pix2pix objective.
 
     Args:
-        generator: a generator model; default ``unet_generator(input_channels,
-            output_channels)``, the paper's unet_256.
-        discriminator: a discriminator model; default the 70x70 conditional PatchGAN. Built only
-            when ``lambda_gan > 0``: the L1-only objective trains no discriminator.
+        generator: a :class:`~pix2pix_tf.networks.Generator` (any entry of
+            ``pix2pix_tf.networks.GENERATORS``, or your own); default the paper's unet_256.
+        discriminator: a discriminator model (see ``pix2pix_tf.networks.DISCRIMINATORS``);
+            default the 70x70 conditional PatchGAN. Built only when ``lambda_gan > 0``: the
+            L1-only objective trains no discriminator. A multi-scale discriminator's GAN losses
+            are summed over its scales.
         input_channels, output_channels: channel counts for the default networks.
         lambda_l1: weight of the L1 term (paper: 100).
         lambda_gan: weight of the GAN term (paper: 1; 0 is Table 1's "L1" row).
@@ -66,11 +77,18 @@ class Pix2Pix(keras.Model):
             'deterministic' (dropout off, per-image statistics) or 'moving_average' (Keras'
             usual BatchNorm running statistics). See :mod:`pix2pix_tf.layers`.
         seed: integer fixing the default networks' initial weights and dropout masks.
+        lambda_feat: weight of pix2pixHD's discriminator feature-matching loss (pix2pixHD: 10).
+            0 (default, the paper's objective) leaves it out. It needs a discriminator that
+            returns its block activations, such as ``multiscale``; it exists because it
+            stabilises training with multi-scale discriminators at high resolution.
+        training_config: the options of the run that trained the model (a
+            :class:`pix2pix_tf.config.TrainConfig` as a dict), saved inside the model so that
+            later steps (export calibration, evaluation) know its data and settings.
         g_sees_updated_d: ``True`` (default, the reference's order) computes G's GAN term with
             the discriminator *after* this batch's D update, which costs a third D forward pass.
             ``False`` is the TF tutorial's single pass: both losses come from one D(x, G(x)),
             so G sees D before its update. It is a deviation that changes results; it exists for
-            speed (one D forward fewer, about 5-10% of a step on CPU, see benchmarks/NOTES.md).
+            speed (one D forward fewer; measured in benchmarks/NOTES.md).
 
     ``pix2pix_tf.losses.TABLE1_OBJECTIVES`` maps each row of the paper's Table 1 to these
     arguments, e.g. ``Pix2Pix(**TABLE1_OBJECTIVES["L1+GAN"])``.
@@ -90,39 +108,53 @@ class Pix2Pix(keras.Model):
         inference_mode="paper",
         seed=None,
         g_sees_updated_d=True,
+        lambda_feat=0.0,
+        training_config=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         losses.check_gan_mode(gan_mode)
         check_inference_mode(inference_mode)
-        if lambda_l1 < 0 or lambda_gan < 0:
-            raise ValueError("lambda_l1 and lambda_gan must be >= 0.")
+        if lambda_l1 < 0 or lambda_gan < 0 or lambda_feat < 0:
+            raise ValueError("lambda_l1, lambda_gan and lambda_feat must be >= 0.")
         if lambda_l1 == 0 and lambda_gan == 0:
             raise ValueError("lambda_l1 and lambda_gan are both 0: there is nothing to train.")
         if generator is None:
-            generator = unet_generator(
-                input_channels, output_channels, inference_mode=inference_mode, seed=seed
+            generator = build_generator("unet_256", input_channels, output_channels,
+                                        inference_mode=inference_mode, seed=seed)
+        if not isinstance(generator, Generator):
+            raise TypeError(
+                f"generator must be a pix2pix_tf.networks.Generator (which states its inputs, "
+                f"channels and size multiple), got {type(generator).__name__}. Build it with a "
+                "registered builder, or wrap your functional network: Generator(inputs, "
+                "outputs, size_multiple=...)."
             )
         if discriminator is None and lambda_gan > 0:
-            discriminator = patchgan_discriminator(
-                generator.inputs[0].shape[-1],
-                generator.outputs[0].shape[-1],
-                conditional=conditional,
-                seed=None if seed is None else seed + 1,
+            discriminator = build_discriminator(
+                "patchgan", generator.input_channels, generator.output_channels,
+                conditional=conditional, seed=None if seed is None else seed + 1,
             )
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
         self.lambda_gan = float(lambda_gan)
+        self.lambda_feat = float(lambda_feat)
+        self.training_config = dict(training_config) if training_config else None
         self.gan_mode = gan_mode
         self.seed = seed
         self.g_sees_updated_d = bool(g_sees_updated_d)
         self._inference_mode = inference_mode
-        set_inference_mode(generator, inference_mode)
+        generator.inference_mode = inference_mode
+        if self.lambda_feat > 0 and not (self.trains_discriminator and self._d_features()):
+            raise ValueError(
+                "lambda_feat > 0 needs a discriminator that returns its block activations "
+                "(per scale: [features..., logits]), such as the 'multiscale' one."
+            )
 
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1")
+        self.g_feat_tracker = keras.metrics.Mean(name="g_feat")
         self.g_total_tracker = keras.metrics.Mean(name="g_total")
         self.l1_tracker = keras.metrics.Mean(name="l1")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
@@ -134,15 +166,22 @@ class Pix2Pix(keras.Model):
     # ----------------------------------------------------------------------------- properties
     @property
     def input_channels(self):
-        return self.generator.inputs[0].shape[-1]
+        return self.generator.input_channels
 
     @property
     def output_channels(self):
-        return self.generator.outputs[0].shape[-1]
+        return self.generator.output_channels
 
     @property
     def conditional(self):
         return self.discriminator is not None and len(self.discriminator.inputs) == 2
+
+    def _d_features(self):
+        """Whether the discriminator returns block activations beside its logits (its output
+        is a list of per-scale lists ``[features..., logits]``)."""
+        output = self.discriminator.output
+        return isinstance(output, (list, tuple)) and all(
+            isinstance(scale, (list, tuple)) and len(scale) > 1 for scale in output)
 
     @property
     def trains_discriminator(self):
@@ -156,7 +195,7 @@ class Pix2Pix(keras.Model):
     @inference_mode.setter
     def inference_mode(self, mode):
         check_inference_mode(mode)
-        set_inference_mode(self.generator, mode)
+        self.generator.inference_mode = mode
         self._inference_mode = mode
         # Functions traced under the old mode baked it in; retrace on next use.
         self.predict_function = None
@@ -164,7 +203,9 @@ class Pix2Pix(keras.Model):
 
     @property
     def train_metrics(self):
-        trackers = [self.g_gan_tracker, self.g_l1_tracker, self.g_total_tracker]
+        trackers = [self.g_gan_tracker, self.g_l1_tracker]
+        trackers += [self.g_feat_tracker] if self.lambda_feat > 0 else []
+        trackers += [self.g_total_tracker]
         return ([self.d_loss_tracker] if self.trains_discriminator else []) + trackers
 
     @property
@@ -235,14 +276,21 @@ class Pix2Pix(keras.Model):
 
     # -------------------------------------------------------------------------- the networks
     def call(self, inputs, training=False):
-        """Translates a batch of input images in [-1, 1] (honours ``inference_mode``)."""
+        """Translates a batch of input images in [-1, 1], given as a tensor or as a dict of
+        named inputs (honours ``inference_mode``)."""
         return self.generator(inputs, training=training)
 
     def discriminate(self, inputs, images, training=True):
-        """Discriminator logits for ``images`` given ``inputs`` (ignored if unconditional)."""
+        """The discriminator's verdict on ``images`` given ``inputs`` (ignored if
+        unconditional): ``(logits, features)``, each a list with one entry per scale
+        (features: the list of block activations, empty when the discriminator gives none)."""
         if self.conditional:
-            return self.discriminator([inputs, images], training=training)
-        return self.discriminator(images, training=training)
+            out = self.discriminator([image_of(inputs), images], training=training)
+        else:
+            out = self.discriminator(images, training=training)
+        scales = list(out) if isinstance(out, (list, tuple)) else [out]
+        scales = [list(s) if isinstance(s, (list, tuple)) else [s] for s in scales]
+        return [s[-1] for s in scales], [s[:-1] for s in scales]
 
     def _unpack(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -257,7 +305,7 @@ class Pix2Pix(keras.Model):
         return x, y
 
     def _check_pair(self, x, y):
-        x_shape, y_shape = tuple(x.shape), tuple(y.shape)
+        x_shape, y_shape = tuple(image_of(x).shape), tuple(y.shape)
         if y_shape[-1] is not None and y_shape[-1] != self.output_channels:
             raise ValueError(
                 f"The targets have {y_shape[-1]} channels but the generator produces "
@@ -275,20 +323,22 @@ class Pix2Pix(keras.Model):
     def train_step(self, data):
         x, y = self._unpack(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        global_batch = ops.cast(ops.shape(x)[0] * replicas, "float32")
+        global_batch = ops.cast(ops.shape(y)[0] * replicas, "float32")
         if self.trains_discriminator and not self.g_sees_updated_d:
             return self._single_pass_step(x, y, global_batch, replicas)
 
         with tf.GradientTape() as g_tape:
             fake = self.generator(x, training=True)
-            fake_logits = None
+            fake_logits = matching = None
             if self.trains_discriminator:
                 with g_tape.stop_recording():
                     d_loss = self._discriminator_step(x, y, ops.stop_gradient(fake), global_batch)
-                fake_logits = self.discriminate(x, fake, training=True)
-            g = losses.generator_loss(
-                fake_logits, y, fake, self.lambda_l1, self.lambda_gan, self.gan_mode
-            )
+                    if self.lambda_feat > 0:  # real features from the updated D
+                        real_features = self.discriminate(x, y, training=True)[1]
+                fake_logits, fake_features = self.discriminate(x, fake, training=True)
+                if self.lambda_feat > 0:
+                    matching = (fake_features, real_features)
+            g = self._generator_loss(fake_logits, y, fake, matching)
             g_loss = ops.sum(g["total"]) / global_batch
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
@@ -302,6 +352,8 @@ class Pix2Pix(keras.Model):
             self.d_loss_tracker.update_state(d_loss * ops.cast(replicas, "float32"))
         self.g_gan_tracker.update_state(g["gan"])
         self.g_l1_tracker.update_state(g["l1"])
+        if "feat" in g:
+            self.g_feat_tracker.update_state(g["feat"])
         self.g_total_tracker.update_state(g["total"])
         return {m.name: m.result() for m in self.train_metrics}
 
@@ -309,13 +361,11 @@ class Pix2Pix(keras.Model):
         """The TF tutorial's step: one D pass serves both losses (``g_sees_updated_d=False``)."""
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(x, training=True)
-            real_logits = self.discriminate(x, y, training=True)
-            fake_logits = self.discriminate(x, fake, training=True)
+            real_logits, real_features = self.discriminate(x, y, training=True)
+            fake_logits, fake_features = self.discriminate(x, fake, training=True)
             d_loss = ops.sum(losses.discriminator_loss(real_logits, fake_logits, self.gan_mode))
             d_loss = d_loss / global_batch
-            g = losses.generator_loss(
-                fake_logits, y, fake, self.lambda_l1, self.lambda_gan, self.gan_mode
-            )
+            g = self._generator_loss(fake_logits, y, fake, (fake_features, real_features))
             g_loss = ops.sum(g["total"]) / global_batch
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
@@ -325,10 +375,14 @@ class Pix2Pix(keras.Model):
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
         return self._record(g, d_loss, replicas)
 
+    def _generator_loss(self, fake_logits, y, fake, matching):
+        return losses.generator_loss(fake_logits, y, fake, self.lambda_l1, self.lambda_gan,
+                                     self.gan_mode, matching, self.lambda_feat)
+
     def _discriminator_step(self, x, y, fake, global_batch):
         with tf.GradientTape() as d_tape:
-            real_logits = self.discriminate(x, y, training=True)
-            fake_logits = self.discriminate(x, fake, training=True)
+            real_logits = self.discriminate(x, y, training=True)[0]
+            fake_logits = self.discriminate(x, fake, training=True)[0]
             per_example = losses.discriminator_loss(real_logits, fake_logits, self.gan_mode)
             d_loss = ops.sum(per_example) / global_batch
             scaled = self.d_optimizer.scale_loss(d_loss)
@@ -363,6 +417,8 @@ class Pix2Pix(keras.Model):
             inference_mode=self.inference_mode,
             seed=self.seed,
             g_sees_updated_d=self.g_sees_updated_d,
+            lambda_feat=self.lambda_feat,
+            training_config=self.training_config,
         )
         return config
 

@@ -3,8 +3,8 @@
 Keras 3's ``Adam.update_step`` is written with backend-neutral ops, so on TensorFlow every
 variable update is about a dozen separate elementwise kernels (``g - m``, ``* (1 - beta_1)``,
 ``assign_add``, ``square``, ``sqrt``, ``/``, ...), each a full pass over memory. The unet_256
-generator has 54 M parameters, and a profile of one paper training step on a 2-core CPU put
-those kernels at 29% of the busy time (benchmarks/NOTES.md, experiment 12).
+generator has 54 M parameters, and a profile of one paper training step put those kernels at
+a large share of the busy time (benchmarks/NOTES.md, experiment 12).
 
 :class:`FusedAdam` computes exactly Keras' update (the same formula, the "epsilon hat" form)::
 

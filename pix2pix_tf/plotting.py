@@ -64,7 +64,8 @@ def loss_curves(history_csv, path):
     keys = [k for k in rows[0] if k not in ("epoch", "lr", "seconds")]
     groups = [("GAN losses", [k for k in keys if k in ("d_loss", "g_gan")]),
               ("L1", [k for k in keys if k.endswith("l1")]),
-              ("PSNR / SSIM (validation)", [k for k in keys if "psnr" in k or "ssim" in k])]
+              ("PSNR, dB (validation)", [k for k in keys if "psnr" in k]),
+              ("SSIM (validation)", [k for k in keys if "ssim" in k])]
     groups = [(t, ks) for t, ks in groups if ks]
     fig, axes = _figure(1, len(groups), 5 * len(groups), 3.5)
     for ax, (title, ks) in zip(axes[0], groups):

@@ -1,83 +1,8 @@
-"""Translate images with a trained model: ``python -m pix2pix_tf.predict`` (see --help)."""
-
-import argparse
-import sys
-from pathlib import Path
-
-from pix2pix_tf.cli import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
-
-EXAMPLES = """examples:
-  python -m pix2pix_tf.predict --model runs/quick/model.keras --input map.jpg --output out/
-  python -m pix2pix_tf.predict --model m.keras --input photos/ --output translated/ \\
-      --inference-mode deterministic
-
-Any image size works (padded to the generator's multiple and cropped back; images larger than
---tile are translated in blended tiles). Outputs are PNGs named after the inputs; inputs are
-never overwritten. exit codes: 0 all translated, 1 error, 2 bad input (some files failed).
-"""
-
-
-def parser():
-    p = argparse.ArgumentParser(prog="python -m pix2pix_tf.predict",
-                                description="Translate one image or a folder of images.",
-                                epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--model", required=True, help="a .keras model from pix2pix_tf.train")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
-    p.add_argument("--output", required=True, help="folder for the translated PNGs")
-    p.add_argument("--inference-mode", choices=["paper", "deterministic", "moving_average"],
-                   help="default: the mode saved with the model")
-    p.add_argument("--tile", type=int, default=1024, help="largest side translated at once")
-    p.add_argument("--bits", type=int, choices=[8, 16], default=8, help="PNG bit depth")
-    return p
-
-
-def main(argv=None):
-    args = parser().parse_args(argv)
-    from keras.utils import Progbar
-
-    from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError
-    from pix2pix_tf.inference import generator_of, load_model, read_image, translate, write_image
-
-    source, output = Path(args.input), Path(args.output)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-        if not files:
-            return fail(f"{source}: no JPEG/PNG/BMP images in this folder.", EXIT_BAD_INPUT)
-    elif source.is_file():
-        files = [source]
-    else:
-        return fail(f"{source}: no such file or folder.", EXIT_BAD_INPUT)
-    targets = {f: output / f"{f.stem}.png" for f in files}
-    clashes = [f for f, t in targets.items() if t.resolve() in {g.resolve() for g in files}]
-    if clashes:
-        return fail(f"writing {targets[clashes[0]]} would overwrite an input image; choose "
-                    "another --output folder.", EXIT_BAD_INPUT)
-    try:
-        model = load_model(args.model)
-        output.mkdir(parents=True, exist_ok=True)
-    except DataError as error:
-        return fail(error, EXIT_BAD_INPUT)
-    except OSError as error:
-        return fail(f"cannot write to {output}: {error.strerror}", EXIT_BAD_INPUT)
-    if args.inference_mode and hasattr(model, "inference_mode"):
-        model.inference_mode = args.inference_mode
-    channels = generator_of(model).inputs[0].shape[-1]
-    failed = []
-    progress = Progbar(len(files), unit_name="image")
-    for path in files:
-        try:
-            image = read_image(path, channels)
-            write_image(translate(model, image, tile=args.tile), targets[path], bits=args.bits)
-        except (DataError, ValueError) as error:
-            failed.append(f"{path}: {str(error).split(': ', 1)[-1]}")
-        progress.add(1)
-    done = len(files) - len(failed)
-    print(f"translated {done} of {len(files)} image(s) into {output}")
-    if failed:
-        return fail(f"{len(failed)} file(s) failed:\n  " + "\n  ".join(failed), EXIT_BAD_INPUT)
-    return EXIT_OK
-
+"""``python -m pix2pix_tf.predict``: see :mod:`pix2pix_tf.cli.predict`."""
 
 if __name__ == "__main__":
+    import sys
+
+    from pix2pix_tf.cli.predict import main
+
     sys.exit(main())

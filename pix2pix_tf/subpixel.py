@@ -1,9 +1,8 @@
 """The U-Net's up-convolutions rewritten as sub-pixel convolutions, for TFLite export.
 
 Every decoder block of the generator is a 4x4, stride-2, 'same' transposed convolution. TFLite's
-TRANSPOSE_CONV (XNNPACK on x86) runs these 2-7x slower than ordinary convolutions of the same
-arithmetic on a 2-core Xeon: 21-73 GFLOP/s against ~150 (benchmarks/NOTES.md, experiment 14).
-So the TFLite export computes each one as four ordinary 2x2 convolutions, one per output pixel
+TRANSPOSE_CONV (XNNPACK on x86) runs these several times slower than ordinary convolutions of the
+same arithmetic (measured in benchmarks/NOTES.md, experiment 14). So the TFLite export computes each one as four ordinary 2x2 convolutions, one per output pixel
 phase, interleaved by ``depth_to_space``. It is the same linear map with the same weights: only
 float rounding differs.
 

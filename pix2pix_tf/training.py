@@ -35,12 +35,10 @@ from pix2pix_tf.callbacks import (
     save_atomically,
     truncate_history,
 )
-from pix2pix_tf.config import TrainConfig
-from pix2pix_tf.data import DataError, load_paired_dataset
-from pix2pix_tf.discriminator import patchgan_discriminator
-from pix2pix_tf.generator import unet_generator
+from pix2pix_tf.data import available_splits, open_source, pair_pipeline
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
+from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.schedules import LinearDecay
 
@@ -53,24 +51,20 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_model(config, input_channels, output_channels, steps_per_epoch):
-    """The compiled :class:`Pix2Pix` that ``config`` describes."""
+    """The compiled :class:`Pix2Pix` that ``config`` describes: the one place where a training
+    config becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
     objective = TABLE1_OBJECTIVES[config.objective]
     lambda_gan = objective["lambda_gan"]
     lambda_l1 = config.lambda_l1 if objective["lambda_l1"] > 0 else 0.0
-    generator = unet_generator(
-        input_channels, output_channels, ngf=config.ngf, num_downs=config.num_downs,
-        norm=config.norm, dropout=config.dropout, skips=config.skips,
-        inference_mode=config.inference_mode, seed=config.seed,
-    )
+    generator = build_generator(config.generator, input_channels, output_channels,
+                                **config.generator_options())
     discriminator = None
     if lambda_gan > 0:
-        discriminator = patchgan_discriminator(
-            input_channels, output_channels, ndf=config.ndf, n_layers=config.n_layers_d,
-            norm=config.norm, conditional=objective.get("conditional", True),
-            seed=config.seed + 1,
-        )
+        discriminator = build_discriminator(config.discriminator, input_channels,
+                                            output_channels, **config.discriminator_options())
     model = Pix2Pix(generator, discriminator, lambda_l1=lambda_l1, lambda_gan=lambda_gan,
-                    gan_mode=config.gan_mode, inference_mode=config.inference_mode)
+                    gan_mode=config.gan_mode, inference_mode=config.inference_mode,
+                    lambda_feat=config.lambda_feat, training_config=config.to_dict())
 
     def optimizer():
         schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch)
@@ -95,30 +89,37 @@ def precision_policy(name):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _data_options(config):
-    """The :func:`load_paired_dataset` options a config implies."""
+def pipeline_options(config):
+    """The :func:`pix2pix_tf.data.pair_pipeline` options a config implies (less ``multiple``,
+    which the generator states)."""
     return dict(direction=config.direction, batch_size=config.batch_size,
                 load_size=config.load_size, crop_size=config.crop_size,
                 preprocess=config.preprocess, input_channels=config.input_channels,
-                output_channels=config.output_channels, multiple=2**config.num_downs,
-                seed=config.seed, on_error=config.on_error)
+                output_channels=config.output_channels, seed=config.seed)
 
 
-def _datasets(config, epoch_counter, train_data=None, test_data=None):
-    common = _data_options(config)
-    train = load_paired_dataset(train_data if train_data is not None else config.data, "train",
-                                epoch=epoch_counter, **common)
-    test = None
+def model_channels(config, pairs):
+    """(input, output) channels of the model: as configured, else as the data stores them."""
+    a, b = pairs.a_channels, pairs.b_channels
+    found = (a, b) if config.direction == "AtoB" else (b, a)
+    return config.input_channels or found[0], config.output_channels or found[1]
+
+
+def validation_source(config, test_data=None):
+    """The pairs validated on: ``test_data`` if given, else the data's test split, else its
+    val split; ``None`` (said aloud) when the data has neither. A split that exists but is
+    broken is an error, never a silent "no validation"."""
+    source_args = dict(crop_size=config.crop_size if config.preprocess == "crop" else None,
+                       on_error=config.on_error)
     if test_data is not None:
-        test = load_paired_dataset(test_data, "test", **common)
-    else:
-        for split in ("test", "val"):
-            try:
-                test = load_paired_dataset(config.data, split, **common)
-                break
-            except (DataError, ValueError):
-                continue
-    return train, test
+        return open_source(test_data, "test", **source_args)
+    splits = available_splits(config.data)
+    for split in ("test", "val"):
+        if split in splits:
+            return open_source(config.data, split, **source_args)
+    print(f"note: {config.data} has no test/ or val/ split, so training runs without "
+          "validation metrics. Add a test/ folder (or pass test_data=) to track them.")
+    return None
 
 
 def _check_resumable(run_dir, config):
@@ -140,7 +141,7 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     """Trains (or resumes) the run ``config`` describes. Returns a dict of results and paths.
 
     ``train_data`` / ``test_data`` override ``config.data`` (anything
-    :func:`pix2pix_tf.load_paired_dataset` accepts, e.g. arrays).
+    :func:`pix2pix_tf.load_paired_dataset` accepts, e.g. arrays, or a PairSource).
     """
     run_dir = Path(config.run_dir)
     if fresh and run_dir.exists():
@@ -149,10 +150,11 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
-    epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds, test_ds = _datasets(config, epoch_counter, train_data, test_data)
-    steps_per_epoch = int(train_ds.cardinality())
-    x_spec, y_spec = train_ds.element_spec
+    train_pairs = open_source(train_data if train_data is not None else config.data, "train",
+                              crop_size=config.crop_size if config.preprocess == "crop" else None,
+                              on_error=config.on_error)
+    test_pairs = validation_source(config, test_data)
+    steps_per_epoch = -(-len(train_pairs) // config.batch_size)
 
     found = checkpoints(run_dir / "checkpoints")
     if found:
@@ -164,10 +166,18 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     else:
         initial_epoch = 0
         with precision_policy(config.mixed_precision):
-            model = build_model(config, x_spec.shape[-1], y_spec.shape[-1], steps_per_epoch)
+            model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch)
+
+    # The generator states the size multiple the pipeline must honour.
+    options = dict(pipeline_options(config), multiple=model.generator.size_multiple)
+    epoch_counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
+    train_ds = pair_pipeline(train_pairs, augment=True, shuffle=True, epoch=epoch_counter,
+                             **options)
+    test_ds = None if test_pairs is None else pair_pipeline(test_pairs, augment=False,
+                                                            shuffle=False, **options)
+    if not found:  # only now: a run that failed to start leaves nothing to resume
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
-    epoch_counter.assign(initial_epoch)
 
     guard = NaNGuard()
     callbacks = [guard, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
@@ -175,9 +185,8 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     samples = None
     if config.samples > 0:
         # Fixed examples: the test split, else un-augmented training pairs.
-        sample_source = test_ds if test_ds is not None else load_paired_dataset(
-            train_data if train_data is not None else config.data, "train", augment=False,
-            **_data_options(config))
+        sample_source = test_ds if test_ds is not None else pair_pipeline(
+            train_pairs, augment=False, shuffle=False, **options)
         inputs, targets = first_examples(sample_source, config.samples)
         samples = SampleGrid(inputs, targets, run_dir / "samples", every=config.sample_every,
                              log_dir=run_dir / "logs" / "samples")
@@ -185,7 +194,6 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     # Last: the checkpoint must capture everything the epoch did, sample drawing included (in
     # the paper's inference mode it advances the dropout RNG), or a resumed run would diverge.
     callbacks.append(EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard))
-
     start = time.perf_counter()
     if initial_epoch < config.total_epochs:
         model.fit(train_ds, epochs=config.total_epochs, initial_epoch=initial_epoch,

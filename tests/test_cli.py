@@ -12,16 +12,16 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import max_weight_diff
 from PIL import Image
 
-from helpers import max_weight_diff
-from pix2pix_tf import evaluate, predict
-from pix2pix_tf import train as train_cli
 from pix2pix_tf.callbacks import checkpoints, save_atomically
+from pix2pix_tf.cli import evaluate, predict
+from pix2pix_tf.cli import train as train_cli
 from pix2pix_tf.config import preset
 from pix2pix_tf.training import TrainingDiverged, train
 
-TINY = ["--crop-size", "32", "--load-size", "36", "--num-downs", "5", "--ngf", "4", "--ndf",
+TINY = ["--crop-size", "32", "--load-size", "36", "--generator", "unet", "--num-downs", "5", "--ngf", "4", "--ndf",
         "4", "--n-layers-d", "1", "--quiet", "--samples", "2"]
 
 
@@ -79,7 +79,7 @@ def test_help_has_examples_and_bad_options_fail(capsys, tmp_path):
         assert exit_info.value.code == 0
         assert "examples:" in capsys.readouterr().out
     code = train_cli.main(["--crop-size", "100", "--run-dir", str(tmp_path / "r")])
-    assert code == 2 and "not divisible by 2**num_downs" in capsys.readouterr().err
+    assert code == 2 and "crop_size 100 is not divisible by 256" in capsys.readouterr().err
     code = train_cli.main(["--data", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r"),
                            *TINY])
     assert code == 2 and "no such folder" in capsys.readouterr().err
@@ -91,6 +91,7 @@ def command(data, run_dir, epochs):
             "--crop-size", "64", "--load-size", "72", "--num-downs", "6"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_resume_matches_uninterrupted_run(tmp_path):
     data = make_pairs(tmp_path / "data", n=24, size=64)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -151,7 +152,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
     config = preset("quick", run_dir=str(tmp_path / "run"), crop_size=32, load_size=36,
-                    num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=2, epochs_decay=0, samples=0)
+                    generator="unet", num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=2, epochs_decay=0, samples=0)
     train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)  # two good epochs
     first = checkpoints(tmp_path / "run" / "checkpoints")
     # corrupt data now: continuing must stop at the first batch, saving nothing
@@ -191,10 +192,10 @@ def test_predict_any_size_tiles_and_bad_files(trained, tmp_path, capsys):
 
 def test_tiled_translation_blends_seamlessly():
     from pix2pix_tf.inference import translate
-    from pix2pix_tf.layers import InputCheck
+    from pix2pix_tf.networks import Generator
 
-    inputs = keras.Input((None, None, 3))
-    identity = keras.Model(inputs, InputCheck(3, 16)(inputs))
+    inputs = keras.Input((None, None, 3), name="image")
+    identity = Generator(inputs, keras.layers.Activation("linear")(inputs), size_multiple=16)
     image = np.random.default_rng(0).uniform(-1, 1, (100, 150, 3)).astype("float32")
     np.testing.assert_allclose(translate(identity, image, tile=32), image, atol=1e-6)
     np.testing.assert_allclose(translate(identity, image, tile=1024), image, atol=1e-6)
@@ -221,6 +222,7 @@ def test_evaluate_reports_model_and_baselines(trained, capsys):
     assert (out / "samples.png").is_file() and "<table>" in (out / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_commands_work_in_a_fresh_interpreter(trained, tmp_path):
     """As users run them: nothing registered beforehand, and TensorFlow's spurious error-level
     'remapper failed' log line suppressed by the commands."""

@@ -5,8 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pix2pix_tf.data import DataError, load_paired_dataset, scan_pairs
-from pix2pix_tf.datasets import DEMO_DIR
+from pix2pix_tf.data import DEMO_DIR, DataError, load_paired_dataset, scan_pairs
 
 SMALL = dict(load_size=40, crop_size=32, multiple=32)
 

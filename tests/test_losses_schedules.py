@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pix2pix_tf import LinearDecay, TABLE1_OBJECTIVES
+from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay
 from pix2pix_tf.losses import discriminator_loss, gan_loss, generator_loss, l1_loss
 
 

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from helpers import max_weight_diff, tiny_model
 from conftest import dataset
-from pix2pix_tf import LinearDecay, Pix2Pix, TABLE1_OBJECTIVES, default_optimizer
+from helpers import max_weight_diff, tiny_model
+
+from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer
 from pix2pix_tf.layers import BatchNorm
 
 

@@ -1,9 +1,9 @@
 """The tutorial notebook runs top to bottom (tiny settings, offline)."""
 
-import os
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "pix2pix.ipynb"
@@ -18,6 +18,7 @@ def test_notebook_is_committed_without_outputs():
     assert "def train_step" not in source and "class Pix2Pix" not in source  # public API only
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("PIX2PIX_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")

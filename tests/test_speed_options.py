@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import dataset
 from helpers import max_weight_diff, tiny_model
+
 from pix2pix_tf import FusedAdam, LinearDecay, default_optimizer
 from pix2pix_tf.config import preset
 from pix2pix_tf.training import train
@@ -102,7 +102,7 @@ def test_mixed_bfloat16_training_option(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
     config = preset("quick", run_dir=str(tmp_path / "run"), crop_size=32, load_size=36,
-                    num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=1, epochs_decay=1,
+                    generator="unet", num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=1, epochs_decay=1,
                     samples=0, mixed_precision="mixed_bfloat16")
     result = train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored

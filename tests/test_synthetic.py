@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from pix2pix_tf.data import DataError, load_paired_dataset
-from pix2pix_tf.datasets.synthetic import make_synthetic_pairs
+from pix2pix_tf.data.synthetic import make_synthetic_pairs
 
 skimage_data = pytest.importorskip("skimage.data")
 

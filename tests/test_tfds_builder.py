@@ -3,13 +3,11 @@
 import tarfile
 
 import numpy as np
-import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pix2pix_tf.data import load_paired_dataset
-from pix2pix_tf.datasets import tfds_pix2pix
-from pix2pix_tf.datasets.tfds_pix2pix import DATASETS, URL, Pix2pix
+from pix2pix_tf.data import load_paired_dataset, tfds_pix2pix
+from pix2pix_tf.data.tfds_pix2pix import DATASETS, URL, Pix2pix
 
 SPLIT_SIZES = {"train": 3, "val": 2, "test": 1}
 

@@ -11,10 +11,9 @@ Kinds (A -> B, B is always the photo):
 Each photo is centre-cropped to a square, resized to ``size`` and written as one side-by-side A|B
 PNG into ``output/train`` or ``output/test`` (a split by photo, so no photo is in both).
 
-    python -m pix2pix_tf.datasets.synthetic PHOTOS OUTPUT --kind edges [--size 256]
+    python -m pix2pix_tf.cli.make_pairs PHOTOS OUTPUT --kind edges [--size 256]
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -119,26 +118,3 @@ def make_synthetic_pairs(photos, output, kind="edges", *, size=256, test_fractio
         if progress:
             progress.add(1)
     return counts
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Make synthetic pix2pix pairs (A|B side by side) from a folder of photos.",
-        epilog="example: python -m pix2pix_tf.datasets.synthetic ~/photos pairs --kind edges")
-    parser.add_argument("photos", type=Path)
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--kind", choices=KINDS, default="edges")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        counts = make_synthetic_pairs(args.photos, args.output, args.kind, size=args.size,
-                                      test_fraction=args.test_fraction, seed=args.seed)
-    except DataError as error:
-        parser.exit(2, f"error: {error}\n")
-    print(f"wrote {counts['train']} train and {counts['test']} test pairs to {args.output}")
-
-
-if __name__ == "__main__":
-    main()

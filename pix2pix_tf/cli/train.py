@@ -1,0 +1,102 @@
+"""Train pix2pix: ``python -m pix2pix_tf.train`` (see --help).
+
+Every training flag is derived from :class:`pix2pix_tf.config.TrainConfig`'s fields (their help,
+group and allowed values), so the command line and the config cannot disagree.
+"""
+
+import argparse
+import dataclasses
+import sys
+
+from pix2pix_tf.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    HelpFormatter,
+    fail,
+)
+from pix2pix_tf.config import PRESETS, TrainConfig, choices_of, preset
+
+EXAMPLES = """examples:
+  python -m pix2pix_tf.train                                  # demo data, quick CPU preset
+  python -m pix2pix_tf.train --preset paper                   # facades, the paper's recipe
+  python -m pix2pix_tf.train --data ~/pairs --direction BtoA --run-dir runs/mine
+  python -m pix2pix_tf.train --generator resnet_9blocks       # the reference ResNet generator
+  python -m pix2pix_tf.train --objective L1 --run-dir runs/l1 # Table 1's L1-only baseline
+  python -m pix2pix_tf.train --run-dir runs/mine              # again after Ctrl-C: resumes
+
+exit codes: 0 done, 1 error, 2 bad input, 3 loss diverged (NaN/Inf), 130 interrupted
+"""
+
+GROUPS = {"data": "data", "networks": "networks", "objective": "objective and optimisation",
+          "outputs": "outputs"}
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="python -m pix2pix_tf.train", description="Train a pix2pix model; resumable.",
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                   help="base settings: quick = demo data, small nets, minutes on 2 CPU cores; "
+                        "paper = the paper's facades recipe")
+    p.add_argument("--fresh", action="store_true", help="delete the run directory first "
+                                                        "instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        group, flag = groups[f.metadata["group"]], "--" + f.name.replace("_", "-")
+        help_text = f.metadata["help"]
+        if f.type in (bool, "bool"):
+            if f.default:
+                group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name,
+                                   action="store_false", default=None, help=f"off: {help_text}")
+            else:
+                group.add_argument(flag, dest=f.name, action="store_true", default=None,
+                                   help=help_text)
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(getattr(f.type, "__name__", f.type),
+                                                            str)
+        default = None if f.name == "run_dir" else f.default
+        shown = "runs/<preset>" if f.name == "run_dir" else default
+        group.add_argument(flag, dest=f.name, type=kind, choices=choices_of(f), default=None,
+                           help=f"{help_text} (default: {shown}; presets may change it)")
+    return p
+
+
+def config_from_args(args):
+    """The :class:`TrainConfig` of the preset with every given flag applied."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    overrides.setdefault("run_dir", f"runs/{args.preset}")
+    return preset(args.preset, **overrides)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        return fail(error, EXIT_BAD_INPUT)
+    from pix2pix_tf.data import DataError
+    from pix2pix_tf.training import TrainingDiverged, train
+
+    try:
+        result = train(config, fresh=args.fresh, verbose=2 if args.quiet else "auto")
+    except KeyboardInterrupt:
+        return fail(f"interrupted. Run the same command again to resume from the newest "
+                    f"checkpoint in {config.run_dir}/checkpoints.", EXIT_INTERRUPTED)
+    except TrainingDiverged as error:
+        return fail(error, EXIT_DIVERGED)
+    except (DataError, ValueError) as error:
+        return fail(error, EXIT_BAD_INPUT)
+    print(f"done in {result['seconds']:.0f} s: model {result['model']}, samples "
+          f"{result.get('samples')}, loss curves {result.get('loss_curves')}, "
+          f"TensorBoard: tensorboard --logdir {config.run_dir}/logs")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Where pairs come from: one small interface, several sources.
+
+A :class:`PairSource` is a finite collection of ``(A, B)`` pairs, optionally with extra fields
+(such as an instruction) that become named model inputs beside the image. It knows how many
+pairs it holds, their stored channel counts, and how to load pair ``i`` inside a ``tf.data``
+graph as float32 images in [0, 1]. Sources that cannot be read at random positions (a TFDS split
+too large for memory) instead stream themselves in an order fixed by a key.
+
+Everything after loading (the per-epoch shuffle keyed by seed and epoch, direction, jitter,
+batching, prefetch) is one shared tail, :func:`pix2pix_tf.data.pipeline.pair_pipeline`, so every
+source shuffles, augments and resumes alike.
+
+Sources here:
+
+- :class:`FolderSource`: side-by-side A|B images, or A/ and B/ folders (``"demo"`` is the bundled
+  map -> satellite tiles), checked file by file before training (:mod:`pix2pix_tf.data.files`);
+- :class:`ArraySource`: in-memory arrays ``(inputs, targets)``, where inputs may be a dict of
+  named arrays holding ``"image"`` (the other entries are passed through as model inputs);
+- :class:`TFDSSource`: a TensorFlow Datasets split, e.g. ``"pix2pix/facades"``.
+
+:func:`open_source` picks one from what the user gave; :func:`available_splits` says which
+splits a source has, so that a missing validation split is a decision, not a swallowed error.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.data.files import DataError, check_scan, resolve_layout, scan_pairs
+
+#: The bundled demo dataset (side-by-side map|satellite tiles in train/ and test/).
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+#: Encoded files are held in memory when they total at most this (fast on network drives).
+CACHE_BYTES = 1 << 30
+SPLITS = ("train", "val", "test")
+
+
+def decode(data, channels=None):
+    """Decodes JPEG/PNG/BMP bytes to float32 in [0, 1] with ``channels`` channels (None: as
+    stored).
+
+    16-bit PNGs keep their 16-bit precision (8-bit images are decoded exactly too).
+    Grayscale, grayscale+alpha, RGB and RGBA are converted as needed (alpha is dropped when
+    converting to 1 or 3 channels).
+    """
+    # PNGs decode at 16 bits (exact for 8-bit ones too). Other formats are 8-bit: decode them as
+    # such, since widening uint8 -> uint16 inside decode_image shifts (x256) instead of scaling.
+    def png():
+        return tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.float32) / 65535.0
+
+    def other():
+        image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+        return tf.cast(image, tf.float32) / 255.0
+
+    image = tf.cond(tf.strings.substr(data, 0, 4) == b"\x89PNG", png, other)
+    return image if channels is None else to_channels(image, channels)
+
+
+def to_channels(image, channels):
+    """Converts an image with 1-4 (dynamic) channels to ``channels`` (static) channels."""
+    def gray():
+        return image[..., :1]
+
+    def rgb():
+        n = tf.shape(image)[-1]
+        return tf.cond(n >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3]))
+
+    def alpha():
+        n = tf.shape(image)[-1]
+        return tf.cond(n == 4, lambda: image[..., 3:4],
+                       lambda: tf.cond(n == 2, lambda: image[..., 1:2],
+                                       lambda: tf.ones_like(image[..., :1])))
+
+    n = tf.shape(image)[-1]
+    if channels == 1:
+        out = tf.cond(n >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]), gray)
+    elif channels == 2:
+        out = tf.concat([tf.cond(n >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]), gray),
+                         alpha()], -1)
+    elif channels == 3:
+        out = rgb()
+    elif channels == 4:
+        out = tf.concat([rgb(), alpha()], -1)
+    else:
+        raise ValueError(f"channels must be 1-4, got {channels}")
+    out.set_shape([None, None, channels])
+    return out
+
+
+class PairSource:
+    """The interface: ``len(source)`` pairs with ``a_channels`` / ``b_channels`` stored
+    channels, ``sizes`` (the set of (height, width), or None if unknown) and ``extras`` (names of
+    extra fields). Random-access sources implement :meth:`load`; others set
+    ``random_access = False`` and implement :meth:`stream`."""
+
+    name = "pairs"
+    random_access = True
+    extras = ()
+    sizes = None
+    a_channels = b_channels = 3
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def load(self, index):
+        """Pair ``index`` (a scalar int tensor) as ``{"a", "b", **extras}``: float32 images in
+        [0, 1], (H, W, C)."""
+        raise NotImplementedError
+
+    def stream(self, key):
+        """A dataset of every pair once, as :meth:`load` gives them, in an order fixed by
+        ``key`` (a stateless-RNG key tensor; ``None``: stored order)."""
+        raise NotImplementedError
+
+
+class FolderSource(PairSource):
+    """Image files on disk (see :mod:`pix2pix_tf.data.files` for the layouts and checks)."""
+
+    def __init__(self, root, split=None, *, crop_size=None, on_error="raise", cache=True):
+        if isinstance(root, str) and root == "demo":
+            root = DEMO_DIR
+        self.scan = check_scan(scan_pairs(root, split, crop_size=crop_size), on_error)
+        self.name = str(self.scan.root)
+        pairs = self.scan.pairs
+        self.side_by_side = self.scan.layout == "side_by_side"
+        self.a_channels = max(p.a.channels for p in pairs)
+        self.b_channels = self.a_channels if self.side_by_side else max(p.b.channels
+                                                                        for p in pairs)
+        self.sizes = {p.size for p in pairs}
+        a_paths = [str(p.a.path) for p in pairs]
+        b_paths = [""] * len(pairs) if self.side_by_side else [str(p.b.path) for p in pairs]
+        if cache and sum(p.nbytes for p in pairs) <= CACHE_BYTES:
+            def read(path):
+                if not path:
+                    return b""
+                with open(path, "rb") as f:
+                    return f.read()
+
+            self._a, self._b, self._in_memory = (tf.constant([read(p) for p in a_paths]),
+                                                 tf.constant([read(p) for p in b_paths]), True)
+        else:
+            self._a, self._b, self._in_memory = tf.constant(a_paths), tf.constant(b_paths), False
+
+    def __len__(self):
+        return len(self.scan.pairs)
+
+    def _bytes(self, store, index):
+        if self._in_memory:
+            return tf.gather(store, index)
+        path = tf.gather(store, index)
+        return tf.cond(tf.strings.length(path) > 0, lambda: tf.io.read_file(path),
+                       lambda: tf.constant(b""))
+
+    def load(self, index):
+        if self.side_by_side:
+            whole = decode(self._bytes(self._a, index))
+            half = tf.shape(whole)[1] // 2
+            return {"a": whole[:, :half], "b": whole[:, half:]}
+        return {"a": decode(self._bytes(self._a, index)), "b": decode(self._bytes(self._b, index))}
+
+
+def _unit_array(name, array):
+    """A (N, H, W, C) float32 array in [0, 1] from user data, or a DataError saying why not."""
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 2, 3, 4):
+        raise DataError(f"{name} must be shaped (N, H, W) or (N, H, W, C) with C in 1-4, "
+                        f"got {array.shape}.")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        lo, hi = float(array.min()), float(array.max())
+        if lo < -1.0001 or hi > 1.0001:
+            raise DataError(f"float {name} must be in [-1, 1], got values in [{lo:.3g}, "
+                            f"{hi:.3g}]. Scale them (x / 127.5 - 1 for 0-255 data) or pass "
+                            "uint8/uint16 arrays.")
+        return (array.astype(np.float32) + 1.0) / 2.0
+    raise DataError(f"{name} must be uint8, uint16 or float, got {array.dtype}.")
+
+
+class ArraySource(PairSource):
+    """In-memory pairs: ``(inputs, targets)``; ``inputs`` is an image array or a dict of named
+    arrays with an ``"image"`` entry (other entries, e.g. instructions, pass through)."""
+
+    name = "arrays"
+
+    def __init__(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise DataError("In-memory data must be a pair (inputs, targets) of arrays.")
+        inputs, targets = data
+        extras = {}
+        if isinstance(inputs, dict):
+            if "image" not in inputs:
+                raise DataError(f"Dict inputs need an 'image' array; got keys {sorted(inputs)}.")
+            extras = {k: np.asarray(v) for k, v in inputs.items() if k != "image"}
+            inputs = inputs["image"]
+        a, b = _unit_array("inputs", inputs), _unit_array("targets", targets)
+        if len(a) != len(b):
+            raise DataError(f"inputs and targets differ in length: {len(a)} vs {len(b)}.")
+        if len(a) == 0:
+            raise DataError("inputs and targets are empty.")
+        if a.shape[1:3] != b.shape[1:3]:
+            raise DataError(f"inputs are {a.shape[1]}x{a.shape[2]} but targets {b.shape[1]}x"
+                            f"{b.shape[2]}: pairs must be pixel-aligned.")
+        for key, value in extras.items():
+            if len(value) != len(a):
+                raise DataError(f"input {key!r} has {len(value)} entries for {len(a)} images.")
+        self.count = len(a)
+        self.a_channels, self.b_channels = a.shape[-1], b.shape[-1]
+        self.sizes = {tuple(a.shape[1:3])}
+        self.extras = tuple(extras)
+        self._stores = {"a": tf.constant(a), "b": tf.constant(b),
+                        **{k: tf.constant(v) for k, v in extras.items()}}
+
+    def __len__(self):
+        return self.count
+
+    def load(self, index):
+        return {key: tf.gather(store, index) for key, store in self._stores.items()}
+
+
+class TFDSSource(PairSource):
+    """A TFDS split with image features ``a`` and ``b`` (such as the package's ``pix2pix``
+    builder). Splits whose encoded images fit in memory are read once and then loaded at random
+    positions; larger ones stream from disk through a shuffle buffer seeded by the epoch's key,
+    so both shuffle the same way in every run with the same seed and resume exactly."""
+
+    def __init__(self, name, split, *, data_dir=None, shuffle_buffer=1000):
+        import tensorflow_datasets as tfds
+
+        import pix2pix_tf.data.tfds_pix2pix  # noqa: F401  registers "pix2pix/<config>"
+
+        self.name = name[len("tfds:"):] if name.startswith("tfds:") else name
+        try:
+            builder = tfds.builder(self.name, data_dir=data_dir)
+            if split not in builder.info.splits:
+                builder.download_and_prepare()
+        except Exception as error:  # TFDS raises many kinds for unknown names / no network
+            raise DataError(f"TFDS dataset {self.name!r}: {error}") from None
+        if split not in builder.info.splits:
+            raise DataError(f"TFDS dataset {self.name!r} has no {split!r} split (it has "
+                            f"{', '.join(builder.info.splits)}).")
+        info = builder.info.splits[split]
+        self.count = info.num_examples
+        if self.count == 0:
+            raise DataError(f"TFDS dataset {self.name!r}, split {split!r} is empty.")
+        features = builder.info.features
+        self.a_channels = features["a"].shape[-1] or 3
+        self.b_channels = features["b"].shape[-1] or 3
+        skip = {"a": tfds.decode.SkipDecoding(), "b": tfds.decode.SkipDecoding()}
+        encoded = builder.as_dataset(split=split, shuffle_files=False, decoders=skip)
+        self._encoded = encoded.map(lambda e: {"a": e["a"], "b": e["b"]})
+        self.random_access = (info.num_bytes or 0) <= CACHE_BYTES
+        self.shuffle_buffer = shuffle_buffer
+        if self.random_access:
+            pairs = list(self._encoded.as_numpy_iterator())
+            self._a = tf.constant([p["a"] for p in pairs])
+            self._b = tf.constant([p["b"] for p in pairs])
+
+    def __len__(self):
+        return self.count
+
+    def load(self, index):
+        return {"a": decode(tf.gather(self._a, index)), "b": decode(tf.gather(self._b, index))}
+
+    def stream(self, key):
+        dataset = self._encoded
+        if key is not None:
+            dataset = dataset.shuffle(self.shuffle_buffer, seed=tf.cast(key[0], tf.int64),
+                                      reshuffle_each_iteration=False)
+        return dataset.map(lambda e: {"a": decode(e["a"]), "b": decode(e["b"])})
+
+
+def is_tfds_name(source):
+    return isinstance(source, str) and (source.startswith("tfds:") or (
+        "/" in source and not os.path.exists(source) and not source.startswith((".", "/", "~"))))
+
+
+def open_source(source, split="train", *, crop_size=None, on_error="raise", cache=True,
+                data_dir=None):
+    """The :class:`PairSource` for what a user gave: a PairSource (returned as is), ``"demo"``,
+    a folder, a pair of arrays, or a TFDS name (prefix ``tfds:`` to force)."""
+    if isinstance(source, PairSource):
+        return source
+    if isinstance(source, (tuple, list)):
+        return ArraySource(source)
+    if is_tfds_name(source):
+        return TFDSSource(source, split, data_dir=data_dir)
+    return FolderSource(source, split, crop_size=crop_size, on_error=on_error, cache=cache)
+
+
+def available_splits(source, data_dir=None):
+    """The splits ``source`` has, among train / val / test (``[]``: one undivided set)."""
+    if isinstance(source, (tuple, list, PairSource)):
+        return []
+    if is_tfds_name(source):
+        import tensorflow_datasets as tfds
+
+        import pix2pix_tf.data.tfds_pix2pix  # noqa: F401
+
+        name = source[len("tfds:"):] if source.startswith("tfds:") else source
+        try:
+            return [s for s in SPLITS if s in tfds.builder(name, data_dir=data_dir).info.splits]
+        except Exception as error:
+            raise DataError(f"TFDS dataset {name!r}: {error}") from None
+    root = DEMO_DIR if source == "demo" else Path(source).expanduser()
+    found = []
+    for split in SPLITS:
+        try:
+            _, folders = resolve_layout(root, split)
+        except DataError:  # the folder has other splits, not this one
+            continue
+        if Path(folders[0]) in (root / split, root / split / "A", root / "A" / split):
+            found.append(split)
+    return found

@@ -1,0 +1,116 @@
+"""TF Serving SavedModel: three signatures over the one translate wrapper.
+
+- ``serving_default``: float32 images in [-1, 1], ``(batch, H, W, C)``;
+- ``uint8``: uint8 images, returned as uint8;
+- ``encoded``: a batch of JPEG/PNG bytes (TF Serving's REST ``{"b64": ...}``), any size each
+  (padded to the generator's size multiple and cropped back), returned as PNG bytes.
+
+Every signature also takes the generator's other named inputs (none for pix2pix). Shapes are
+checked inside the graph before the generator runs, so a wrong shape returns an error instead of
+taking the server down. The model's config and inference mode travel in
+``assets.extra/pix2pix.json``.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.export.common import ExportError, condition_specs, timed, translate_function
+from pix2pix_tf.inference import inference_mode as mode_of
+from pix2pix_tf.networks import as_generator
+
+
+def _checked(images, channels, multiple, what):
+    """Graph-side shape checks with messages that name the fix."""
+    shape = tf.shape(images)
+    fix = "pad or resize the image, or use the 'encoded' signature, which pads for you"
+    checks = [
+        tf.debugging.assert_equal(shape[-1], channels,
+                                  message=f"{what}: expected {channels} channels"),
+        tf.debugging.assert_equal(shape[1] % multiple, 0,
+                                  message=f"{what}: height must be a multiple of {multiple}; {fix}"),
+        tf.debugging.assert_equal(shape[2] % multiple, 0,
+                                  message=f"{what}: width must be a multiple of {multiple}; {fix}"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images)
+
+
+def _pad_to_multiple(image, multiple):
+    """Pads one (H, W, C) image to multiples of ``multiple``: mirror padding where the image is
+    large enough, zeros (mid-grey) for images smaller than the padding."""
+    shape = tf.shape(image)
+    pad_h = (multiple - shape[0] % multiple) % multiple
+    pad_w = (multiple - shape[1] % multiple) % multiple
+    mirror = tf.logical_and(pad_h < shape[0], pad_w < shape[1])
+    paddings = [[0, pad_h], [0, pad_w], [0, 0]]
+    return tf.cond(mirror, lambda: tf.pad(image, paddings, mode="REFLECT"),
+                   lambda: tf.pad(image, paddings, mode="CONSTANT"))
+
+
+def _to_uint8(images):
+    return tf.cast(tf.round((tf.clip_by_value(images, -1, 1) + 1) * 127.5), tf.uint8)
+
+
+def build_serving_archive(generator):
+    """A ``keras.export.ExportArchive`` with the three serving signatures of ``generator``
+    (in whatever inference mode it is in)."""
+    channels, multiple = generator.input_channels, generator.size_multiple
+    images = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
+    serving_default = translate_function(
+        generator, images, prepare=lambda x: _checked(x, channels, multiple, "serving_default"))
+    uint8 = translate_function(
+        generator, tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
+        prepare=lambda x: tf.cast(_checked(x, channels, multiple, "uint8"), tf.float32)
+        / 127.5 - 1.0,
+        finish=_to_uint8)
+    one_image = translate_function(generator, tf.TensorSpec([1, None, None, channels],
+                                                            tf.float32, name="images"))
+    conditions = condition_specs(generator)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                  *conditions])
+    def encoded(image_bytes, *extra):
+        def one(item):
+            data, rows = item[0], item[1:]
+            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+            image = tf.cast(image, tf.float32) / 127.5 - 1.0
+            height, width = tf.shape(image)[0], tf.shape(image)[1]
+            padded = _pad_to_multiple(image, multiple)[None]
+            out = one_image(padded, *[row[None] for row in rows])["output"][0, :height, :width]
+            return tf.io.encode_png(_to_uint8(out))
+
+        return {"output_bytes": tf.map_fn(one, (image_bytes, *extra),
+                                          fn_output_signature=tf.TensorSpec([], tf.string))}
+
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serving_default", serving_default)
+    archive.add_endpoint("uint8", uint8)
+    archive.add_endpoint("encoded", encoded)
+    return archive
+
+
+def export_saved_model(model, directory, name="pix2pix", version=1,
+                       inference_mode="deterministic", metadata=None):
+    """Writes ``DIR/NAME/VERSION/`` (TF Serving's layout); the model is left as it was."""
+    path = Path(directory) / name / str(version)
+    if path.exists() and any(path.iterdir()):
+        raise ExportError(f"{path} exists and is not empty: TF Serving versions are immutable; "
+                          "choose another --version or remove it.")
+    with mode_of(as_generator(model), inference_mode) as generator:
+        build_serving_archive(generator).write_out(str(path), verbose=False)
+    extra = path / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / "pix2pix.json").write_text(json.dumps(metadata or {}, indent=2))
+    return path
+
+
+def run_saved_model(path, images):
+    """``serving_default`` of the SavedModel at ``path`` on each image; (outputs, ms/image)."""
+    function = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return timed(lambda x: function(images=tf.constant(x))["output"].numpy(),
+                 np.asarray(images, np.float32))

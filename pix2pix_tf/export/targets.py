@@ -1,0 +1,135 @@
+"""The table of export targets and :func:`export_model`, which writes and verifies them."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.export.common import ExportError, timed
+from pix2pix_tf.export.onnx import ONNX_OPSET, export_onnx, run_onnx
+from pix2pix_tf.export.serving import export_saved_model, run_saved_model
+from pix2pix_tf.export.tflite import TFLITE_TYPES, export_tflite, run_tflite
+from pix2pix_tf.export.verify import HEADER, ArtifactReport, compare, psnr
+from pix2pix_tf.inference import inference_mode as mode_of
+from pix2pix_tf.layers import INFERENCE_MODES
+from pix2pix_tf.networks import as_generator
+
+
+@dataclass(frozen=True)
+class Target:
+    """One export target: ``write(model, output_dir, job) -> path`` and
+    ``run(path, images) -> (outputs, ms per image)``; ``label`` names its report row."""
+
+    label: str
+    write: callable
+    run: callable
+    stochastic_ok: bool = False  # can carry the paper's stochastic inference mode
+
+
+@dataclass(frozen=True)
+class Job:
+    """The settings shared by every target of one export."""
+
+    name: str
+    version: int
+    image_size: tuple
+    inference_mode: str
+    calibration: object
+    metadata: dict
+
+
+def _tflite_target(kind):
+    def write(model, output_dir, job):
+        return export_tflite(model, output_dir / f"{job.name}_{kind}.tflite", kind,
+                             job.image_size, job.calibration, inference_mode=job.inference_mode)
+
+    return Target(f"tflite_{kind}", write, run_tflite)
+
+
+TARGETS = {
+    "saved_model": Target(
+        "saved_model",
+        lambda model, out, job: export_saved_model(model, out / "saved_model", job.name,
+                                                   job.version, job.inference_mode,
+                                                   job.metadata),
+        run_saved_model, stochastic_ok=True),
+    **{f"tflite_{kind}": _tflite_target(kind) for kind in TFLITE_TYPES},
+    "onnx": Target(
+        f"onnx (opset {ONNX_OPSET})",
+        lambda model, out, job: export_onnx(
+            model, out / f"{job.name}.onnx", inference_mode=job.inference_mode,
+            metadata={"pix2pix_tf": json.dumps(job.metadata, default=str)}),
+        run_onnx),
+}
+
+
+def metadata(model, inference_mode):
+    """What travels with every artifact: the contract, the inference mode, the model config."""
+    generator = as_generator(model)
+    return {"inference_mode": inference_mode, "size_multiple": generator.size_multiple,
+            "inputs": generator.input_names, "input_channels": generator.input_channels,
+            "output_channels": generator.output_channels, "value_range": [-1, 1],
+            "model_config": None if model is generator else model.get_config()}
+
+
+def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, onnx=True,
+                 name="pix2pix", version=1, image_size=(256, 256), inference_mode="deterministic",
+                 calibration=None, test_images=None, test_targets=None, verbose=True):
+    """Writes and verifies the requested artifacts. Returns a list of :class:`ArtifactReport`
+    (the first row is Keras itself when there are test images).
+
+    ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
+    ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
+    The model is left in the inference mode it had.
+    """
+    if inference_mode not in INFERENCE_MODES:
+        raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
+    names = (["saved_model"] if saved_model else []) + [f"tflite_{k}" for k in tflite or ()] \
+        + (["onnx"] if onnx else [])
+    if inference_mode == "paper" and any(not TARGETS[n].stochastic_ok for n in names):
+        raise ExportError("The paper's stochastic inference mode (dropout at test time) can only "
+                          "be exported to the SavedModel: TFLite and ONNX cannot carry its random "
+                          "ops and RNG state. Export those with --inference-mode deterministic.")
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ExportError(f"cannot write to {output_dir}: {error.strerror}") from None
+    generator = as_generator(model)
+    multiple = generator.size_multiple
+    if image_size[0] % multiple or image_size[1] % multiple:
+        raise ExportError(f"--size {image_size[0]}x{image_size[1]} is not a multiple of the "
+                          f"generator's size multiple {multiple}.")
+    job = Job(name, version, tuple(image_size), inference_mode, calibration,
+              metadata(model, inference_mode))
+    test_images = calibration if test_images is None else test_images
+    reports, reference, keras_psnr = [], None, None
+    targets = None if test_targets is None else np.asarray(test_targets, np.float32)
+    if test_images is not None:
+        test_images = np.asarray(test_images, np.float32)
+        with mode_of(generator, inference_mode):
+            compiled = tf.function(lambda x: generator(x, training=False))
+            reference, keras_ms = timed(lambda x: compiled(x).numpy(), test_images)
+        keras_psnr = None if targets is None else psnr(reference, targets)
+        reports.append(ArtifactReport("keras", "-", 0, 0.0, float("inf"), keras_psnr,
+                                      None if targets is None else 0.0, keras_ms))
+    if verbose:
+        print(HEADER)
+    for target_name in names:
+        target = TARGETS[target_name]
+        path = target.write(model, output_dir, job)
+        if reference is None:
+            report = ArtifactReport(target.label, str(path), 0, float("nan"), float("nan"),
+                                    notes=["not verified: no test images"])
+        else:
+            outputs, ms = target.run(path, test_images)
+            report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
+        reports.append(report)
+        if verbose:
+            print(report.row())
+    return reports

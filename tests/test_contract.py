@@ -1,0 +1,297 @@
+"""The translator contract: the network registry, the generator contract, structured inputs,
+data sources, and an extension registered by a test that plugs in everywhere."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import max_weight_diff
+
+from pix2pix_tf import (
+    DISCRIMINATORS,
+    GENERATORS,
+    Generator,
+    Pix2Pix,
+    build_discriminator,
+    build_generator,
+    register_generator,
+)
+from pix2pix_tf.config import TrainConfig, preset
+from pix2pix_tf.data import DataError, available_splits, load_paired_dataset
+from pix2pix_tf.export import export_model
+from pix2pix_tf.inference import load_model, translate
+
+SMALL = {"unet": dict(ngf=4, num_downs=3), "unet_128": dict(ngf=2), "unet_256": dict(ngf=2),
+         "resnet_9blocks": dict(ngf=4), "resnet_6blocks": dict(ngf=4)}
+D_SMALL = {"patchgan": dict(ndf=4, n_layers=1), "pixelgan": dict(ndf=4),
+           "multiscale": dict(ndf=4, n_layers=1, num_scales=2)}
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_resnet_generators_have_the_reference_parameter_counts():
+    assert trainable(build_generator("resnet_9blocks", 3, 3)) == 11_383_427
+    assert trainable(build_generator("resnet_6blocks", 3, 3)) == 7_841_411
+
+
+def test_resnet_generator_is_fully_convolutional_at_multiples_of_four():
+    g = build_generator("resnet_6blocks", 1, 2, ngf=4)
+    assert g.size_multiple == 4 and g.input_names == ["image"]
+    assert g(np.zeros((2, 12, 20, 1), "float32")).shape == (2, 12, 20, 2)
+    with pytest.raises(ValueError, match="divisible by 4, but got 10x20"):
+        g(np.zeros((1, 10, 20, 1), "float32"))
+
+
+@pytest.mark.parametrize("g_name", sorted(SMALL))
+def test_every_generator_builds_trains_one_step_and_round_trips(g_name, tmp_path):
+    generator = build_generator(g_name, 3, 3, seed=0, **SMALL[g_name])
+    size = generator.size_multiple * (2 if generator.size_multiple < 64 else 1)
+    model = Pix2Pix(generator, build_discriminator("patchgan", 3, 3, seed=1, ndf=4, n_layers=1))
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 3)).astype("float32")
+    logs = model.fit(x, -x, epochs=1, verbose=0).history
+    assert np.isfinite(logs["g_total"][0])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert isinstance(loaded.generator, Generator)
+    assert loaded.generator.size_multiple == generator.size_multiple
+    model.inference_mode = loaded.inference_mode = "deterministic"
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("d_name", sorted(D_SMALL))
+def test_every_discriminator_builds_trains_one_step_and_round_trips(d_name, tmp_path):
+    generator = build_generator("unet", 3, 3, seed=0, ngf=4, num_downs=3)
+    model = Pix2Pix(generator, build_discriminator(d_name, 3, 3, seed=1, **D_SMALL[d_name]))
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    d_before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
+    model.fit(x, -x, batch_size=2, epochs=1, verbose=0)
+    moved = [not np.array_equal(a, w.numpy())
+             for a, w in zip(d_before, model.discriminator.trainable_weights)]
+    assert all(moved)  # every scale's weights trained
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert max_weight_diff(model, loaded) == 0.0
+
+
+def test_multiscale_feature_matching_is_a_named_option():
+    generator = build_generator("unet", 3, 3, seed=0, ngf=4, num_downs=3)
+    d = build_discriminator("multiscale", 3, 3, seed=1, ndf=4, n_layers=1, num_scales=2)
+    assert len(d.output) == 2 and all(len(scale) == 3 for scale in d.output)  # 2 features+logits
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    plain = Pix2Pix(generator, d)
+    plain.compile()
+    assert "g_feat" not in plain.fit(x, -x, verbose=0).history  # off by default
+    matched = Pix2Pix(build_generator("unet", 3, 3, seed=0, ngf=4, num_downs=3),
+                      build_discriminator("multiscale", 3, 3, seed=1, ndf=4, n_layers=1,
+                                          num_scales=2), lambda_feat=10.0)
+    matched.compile()
+    feat = matched.fit(x, -x, verbose=0).history["g_feat"][0]
+    assert feat > 0 and np.isfinite(feat)
+    with pytest.raises(ValueError, match="lambda_feat > 0 needs a discriminator"):
+        Pix2Pix(build_generator("unet", 3, 3, ngf=4, num_downs=3),
+                build_discriminator("patchgan", 3, 3, ndf=4), lambda_feat=10.0)
+
+
+def test_resize_conv_upsampling_option():
+    g = build_generator("unet", 3, 3, ngf=4, num_downs=3, upsampling="resize_conv")
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
+    assert any(isinstance(layer, keras.layers.UpSampling2D) for layer in g.layers)
+    assert g(np.zeros((1, 16, 24, 3), "float32")).shape == (1, 16, 24, 3)
+    with pytest.raises(ValueError, match="Unknown upsampling 'bilinear'"):
+        build_generator("unet", 3, 3, upsampling="bilinear")
+
+
+def test_registry_rejects_what_does_not_apply():
+    with pytest.raises(ValueError, match="'unet_256' has num_downs=8; got num_downs=5"):
+        build_generator("unet_256", 3, 3, num_downs=5)
+    with pytest.raises(ValueError, match="does not take skips"):
+        build_generator("resnet_9blocks", 3, 3, skips=False)
+    with pytest.raises(ValueError, match="Unknown generator 'nope'; choose one of"):
+        build_generator("nope")
+    with pytest.raises(ValueError, match="--skips False does not apply to 'resnet_9blocks'"):
+        TrainConfig(generator="resnet_9blocks", skips=False)
+    with pytest.raises(ValueError, match="gan_mode must be one of vanilla, lsgan"):
+        TrainConfig(gan_mode="wgan")
+    with pytest.raises(ValueError, match="discriminator must be one of multiscale, patchgan"):
+        TrainConfig(discriminator="stylegan")
+    with pytest.raises(TypeError, match="must be a pix2pix_tf.networks.Generator"):
+        inputs = keras.Input((None, None, 3))
+        Pix2Pix(keras.Model(inputs, inputs))
+
+
+def test_cli_flags_are_derived_from_the_config():
+    from pix2pix_tf.cli.train import config_from_args, parser
+
+    args = parser().parse_args(["--generator", "resnet_6blocks", "--no-dropout", "--gan-mode",
+                                "lsgan", "--discriminator", "multiscale", "--num-scales-d", "2"])
+    config = config_from_args(args)
+    assert (config.generator, config.dropout, config.gan_mode, config.num_scales_d) == (
+        "resnet_6blocks", False, "lsgan", 2)
+    help_text = parser().format_help()
+    for name in list(GENERATORS) + list(DISCRIMINATORS):
+        assert name in help_text
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--norm", "layer"])
+
+
+# ------------------------------------------------------------------ a generator with a condition
+@register_generator("test_tinted")
+def tinted_generator(input_channels=3, output_channels=3, *, ngf=4, seed=None):
+    """A small generator with a second named input: a per-image tint added before the net."""
+    image = keras.Input((None, None, input_channels), name="image")
+    tint = keras.Input((input_channels,), name="tint")
+    shift = keras.layers.Reshape((1, 1, input_channels))(tint)
+    x = keras.layers.Add()([image, shift])
+    x = keras.layers.Conv2D(ngf, 3, strides=2, padding="same", activation="relu",
+                            kernel_initializer=keras.initializers.RandomNormal(0, 0.02, seed))(x)
+    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same")(x)
+    out = keras.layers.Activation("tanh", dtype="float32")(x)
+    return Generator({"image": image, "tint": tint}, out, size_multiple=2, name="tinted")
+
+
+@register_generator("test_tiny")
+def tiny_generator(input_channels=3, output_channels=3, *, ngf=4, seed=None):
+    """A registered custom generator with no other code in the package."""
+    image = keras.Input((None, None, input_channels), name="image")
+    x = keras.layers.Conv2D(ngf, 4, strides=2, padding="same",
+                            kernel_initializer=keras.initializers.RandomNormal(0, 0.02, seed))(image)
+    x = keras.layers.LeakyReLU(0.2)(x)
+    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same")(x)
+    return Generator(image, keras.layers.Activation("tanh", dtype="float32")(x), size_multiple=2)
+
+
+def test_structured_inputs_flow_from_data_to_model_to_export(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+    tints = rng.uniform(-0.5, 0.5, (4, 3)).astype("float32")
+    pairs = load_paired_dataset(({"image": images, "tint": tints}, -images), batch_size=2,
+                                crop_size=16, load_size=16, multiple=2, augment=False)
+    x, y = next(iter(pairs))
+    assert set(x) == {"image", "tint"} and x["tint"].shape == (2, 3)
+    model = Pix2Pix(build_generator("test_tinted", 3, 3, seed=0),
+                    build_discriminator("patchgan", 3, 3, ndf=4, n_layers=1, seed=1),
+                    inference_mode="deterministic")
+    model.compile()
+    model.fit(pairs, epochs=1, verbose=0)
+    assert set(model.evaluate(pairs, return_dict=True, verbose=0)) == {"l1", "psnr", "ssim"}
+    bare = model({"image": images[:1], "tint": tints[:1]})
+    other = model({"image": images[:1], "tint": tints[1:2]})
+    assert not np.allclose(bare, other)  # the condition matters
+    out = translate(model, images[0, :15, :13], conditions={"tint": tints[0]})  # any size
+    assert out.shape == (15, 13, 3)
+    reports = export_model(model, tmp_path, tflite=("float32",), image_size=(16, 16),
+                           test_images=images, verbose=False)
+    assert {r.name for r in reports} >= {"saved_model", "tflite_float32", "onnx (opset 17)"}
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model" / "pix2pix" / "1"))
+    served = loaded.signatures["serving_default"](images=tf.constant(images[:1]),
+                                                  tint=tf.constant(tints[:1]))["output"]
+    np.testing.assert_allclose(served, bare, atol=1e-5)
+
+
+def test_custom_registered_generator_plugs_into_train_predict_and_export(tmp_path):
+    from PIL import Image
+
+    from pix2pix_tf.training import train
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+    config = preset("quick", generator="test_tiny", run_dir=str(tmp_path / "run"),
+                    crop_size=16, load_size=18, ndf=4, n_layers_d=1, epochs=1, epochs_decay=0,
+                    samples=0, ngf=4)
+    result = train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)
+    model = load_model(result["model"])
+    assert model.generator.size_multiple == 2 and model.training_config["generator"] == "test_tiny"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (11, 9, 3), dtype=np.uint8)).save(photo)
+    from pix2pix_tf.cli import predict
+
+    assert predict.main(["--model", str(result["model"]), "--input", str(photo), "--output",
+                         str(tmp_path / "out")]) == 0
+    assert Image.open(tmp_path / "out" / "photo.png").size == (9, 11)
+    reports = export_model(model, tmp_path / "exports", tflite=("float32",), image_size=(16, 16),
+                           test_images=x[:2], verbose=False)
+    assert all(r.max_abs_diff < 1e-4 for r in reports)
+
+
+# --------------------------------------------------------------------------------- data sources
+def test_a_tfds_source_resumes_exactly(tmp_path):
+    import tarfile
+
+    import tensorflow_datasets as tfds
+    from test_tfds_builder import make_dataset_tree
+
+    from pix2pix_tf.data.tfds_pix2pix import Pix2pix
+
+    tree = make_dataset_tree(tmp_path / "src", splits={"train": 6, "test": 1})
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    with tarfile.open(manual / "facades.tar.gz", "w:gz") as archive:
+        archive.add(tree / "facades", arcname="facades")
+    Pix2pix(config="facades", data_dir=str(tmp_path / "tfds")).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+
+    def epochs(start, count):
+        counter = tf.Variable(start, dtype=tf.int64)
+        ds = load_paired_dataset("pix2pix/facades", "train", crop_size=32, load_size=40,
+                                 multiple=32, seed=5, epoch=counter,
+                                 data_dir=str(tmp_path / "tfds"))
+        return [np.concatenate([x.numpy() for x, _ in ds]) for _ in range(count)]
+
+    straight = epochs(0, 3)
+    assert not np.array_equal(straight[0], straight[1])  # reshuffled and re-jittered
+    resumed = epochs(1, 2)  # a run restarted at epoch 1
+    np.testing.assert_array_equal(resumed[0], straight[1])
+    np.testing.assert_array_equal(resumed[1], straight[2])
+    assert available_splits("pix2pix/facades", data_dir=str(tmp_path / "tfds")) == ["train",
+                                                                                      "test"]
+
+
+def test_validation_split_is_chosen_explicitly_and_never_swallowed(tmp_path, capsys):
+    from PIL import Image
+
+    from pix2pix_tf.training import validation_source
+
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (16, 32, 3), dtype=np.uint8)).save(flat / f"{i}.png")
+    assert available_splits(flat) == []
+    assert validation_source(preset("quick", data=str(flat))) is None
+    assert "no test/ or val/ split" in capsys.readouterr().out
+    assert available_splits("demo") == ["train", "test"]
+    split = tmp_path / "split"
+    (split / "train").mkdir(parents=True)
+    (split / "val").mkdir()
+    Image.fromarray(rng.integers(0, 256, (16, 32, 3), dtype=np.uint8)).save(split / "train" / "a.png")
+    (split / "val" / "broken.png").write_bytes(b"")
+    with pytest.raises(DataError, match="broken.png: empty file"):
+        validation_source(preset("quick", data=str(split)))
+
+
+@pytest.mark.slow
+def test_export_tflite_with_no_other_argument_after_a_default_run(tmp_path):
+    """As the user types it: train (tiny), then ``python -m pix2pix_tf.export --tflite``."""
+    from test_cli import TINY, make_pairs
+
+    data = make_pairs(tmp_path / "data")
+    trained = subprocess.run(
+        [sys.executable, "-m", "pix2pix_tf.train", "--data", str(data), "--epochs", "1",
+         "--epochs-decay", "0", *TINY], cwd=tmp_path, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    exported = subprocess.run([sys.executable, "-m", "pix2pix_tf.export", "--tflite"],
+                              cwd=tmp_path, capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    out = exported.stdout
+    assert "exporting runs/quick/model.keras (the newest run's model)" in out
+    assert "calibrating full-int8 TFLite on the training data" in out
+    for kind in ("float32", "float16", "dynamic_int8", "int8"):
+        assert f"tflite_{kind}" in out
+        assert (tmp_path / "exports" / "quick" / f"pix2pix_{kind}.tflite").is_file()
