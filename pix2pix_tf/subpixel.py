@@ -2,8 +2,9 @@
 
 Every decoder block of the generator is a 4x4, stride-2, 'same' transposed convolution. TFLite's
 TRANSPOSE_CONV (XNNPACK on x86) runs these several times slower than ordinary convolutions of the
-same arithmetic (measured in benchmarks/NOTES.md, experiment 14). So the TFLite export computes each one as four ordinary 2x2 convolutions, one per output pixel
-phase, interleaved by ``depth_to_space``. It is the same linear map with the same weights: only
+same arithmetic (measured in benchmarks/NOTES.md, experiment 14). So the TFLite export computes
+each one as four ordinary 2x2 convolutions, one per output pixel phase, interleaved by
+``depth_to_space``. It is the same linear map with the same weights: only
 float rounding differs.
 
 The derivation, per spatial axis. With kernel taps ``w[0..3]`` and the 'same' padding of one

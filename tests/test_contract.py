@@ -188,7 +188,8 @@ def test_structured_inputs_flow_from_data_to_model_to_export(tmp_path):
     assert out.shape == (15, 13, 3)
     reports = export_model(model, tmp_path, tflite=("float32",), image_size=(16, 16),
                            test_images=images, verbose=False)
-    assert {r.name for r in reports} >= {"saved_model", "tflite_float32", "onnx (opset 17)"}
+    assert {r.name for r in reports} == {"saved_model", "tflite_float32", "onnx (opset 17)"}
+    assert all("also takes ['tint']" in r.notes[0] for r in reports)
     loaded = tf.saved_model.load(str(tmp_path / "saved_model" / "pix2pix" / "1"))
     served = loaded.signatures["serving_default"](images=tf.constant(images[:1]),
                                                   tint=tf.constant(tints[:1]))["output"]
@@ -229,7 +230,7 @@ def test_a_tfds_source_resumes_exactly(tmp_path):
 
     from pix2pix_tf.data.tfds_pix2pix import Pix2pix
 
-    tree = make_dataset_tree(tmp_path / "src", splits={"train": 6, "test": 1})
+    tree = make_dataset_tree(tmp_path / "src", splits={"train": 6, "val": 1, "test": 1})
     manual = tmp_path / "manual"
     manual.mkdir()
     with tarfile.open(manual / "facades.tar.gz", "w:gz") as archive:
@@ -249,8 +250,8 @@ def test_a_tfds_source_resumes_exactly(tmp_path):
     resumed = epochs(1, 2)  # a run restarted at epoch 1
     np.testing.assert_array_equal(resumed[0], straight[1])
     np.testing.assert_array_equal(resumed[1], straight[2])
-    assert available_splits("pix2pix/facades", data_dir=str(tmp_path / "tfds")) == ["train",
-                                                                                      "test"]
+    splits = available_splits("pix2pix/facades", data_dir=str(tmp_path / "tfds"))
+    assert splits == ["train", "val", "test"]
 
 
 def test_validation_split_is_chosen_explicitly_and_never_swallowed(tmp_path, capsys):

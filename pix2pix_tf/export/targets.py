@@ -108,6 +108,13 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     job = Job(name, version, tuple(image_size), inference_mode, calibration,
               metadata(model, inference_mode))
     test_images = calibration if test_images is None else test_images
+    unverified = "not verified: no test images"
+    if generator.condition_inputs and test_images is not None:
+        # The runners feed images alone; a conditioned generator's artifacts are written and
+        # left to the caller to check with its conditions.
+        test_images = None
+        unverified = (f"not verified: the generator also takes {sorted(generator.condition_inputs)}"
+                      "; check the artifact with those inputs")
     reports, reference, keras_psnr = [], None, None
     targets = None if test_targets is None else np.asarray(test_targets, np.float32)
     if test_images is not None:
@@ -125,7 +132,7 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
         path = target.write(model, output_dir, job)
         if reference is None:
             report = ArtifactReport(target.label, str(path), 0, float("nan"), float("nan"),
-                                    notes=["not verified: no test images"])
+                                    notes=[unverified])
         else:
             outputs, ms = target.run(path, test_images)
             report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
