@@ -20,7 +20,7 @@ fix, before they reach the network's layers.
 
 import keras
 
-from pix2pix_tf.layers import INFERENCE_MODES, check_inference_mode, walk_layers
+from pix2pix_tf.layers import INFERENCE_MODES, set_inference_mode, walk_layers
 
 #: The name of the image input every generator has.
 IMAGE = "image"
@@ -115,10 +115,7 @@ class Generator(keras.Model):
 
     @inference_mode.setter
     def inference_mode(self, mode):
-        check_inference_mode(mode)
-        for layer in walk_layers(self):
-            if getattr(layer, "inference_mode", None) in INFERENCE_MODES:
-                layer.inference_mode = mode
+        set_inference_mode(self, mode)
 
     # ------------------------------------------------------------------------------ calling
     def call(self, inputs, training=None, mask=None):
