@@ -110,6 +110,9 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
     epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")
     epochs_decay: int = option(100, "epochs of linear decay to 0 (paper 100)", "objective")
+    lr_per_step: bool = option(False, "decay the rate a little every step instead of once per "
+                               "epoch (the reference); with few epochs it reaches 0 at the end",
+                               "objective")
     seed: int = option(0, "seed of all weights, dropout masks, shuffles and jitter", "objective")
     inference_mode: str = option("paper", "test-time dropout and normalisation saved with the "
                                  "model", "objective", INFERENCE_MODES)

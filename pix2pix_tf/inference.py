@@ -19,13 +19,24 @@ from pix2pix_tf.data.files import DataError, read_header
 from pix2pix_tf.data.sources import decode, to_channels
 from pix2pix_tf.networks import IMAGE, as_generator
 
+#: ``--model pretrained:NAME`` (or ``pretrained:/path/file.pth``) names a published model.
+PRETRAINED_PREFIX = "pretrained:"
+
 
 def load_model(path):
     """Loads a saved pix2pix_tf model (a trained :class:`~pix2pix_tf.Pix2Pix` or a bare
-    :class:`~pix2pix_tf.networks.Generator`), with a clear error for anything else."""
+    :class:`~pix2pix_tf.networks.Generator`), with a clear error for anything else.
+
+    ``"pretrained:NAME"`` loads one of the authors' published generators instead (downloaded
+    once; see :mod:`pix2pix_tf.pretrained`), ``"pretrained:/path/file.pth"`` a local one.
+    """
     import pix2pix_tf.model  # noqa: F401  registers Pix2Pix, the networks and layers with Keras
     import pix2pix_tf.schedules  # noqa: F401  registers LinearDecay
 
+    if str(path).startswith(PRETRAINED_PREFIX):
+        from pix2pix_tf.pretrained import load_pretrained
+
+        return load_pretrained(str(path)[len(PRETRAINED_PREFIX):])
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file.")
@@ -40,6 +51,23 @@ def load_model(path):
     except TypeError:
         raise DataError(f"{path}: a Keras model, but not a pix2pix_tf model or generator.") from None
     return model
+
+
+def model_label(reference):
+    """A short name for a model reference: ``sat2map`` for ``pretrained:sat2map``, the run's
+    folder name for ``runs/NAME/model.keras``."""
+    text = str(reference)
+    if text.startswith(PRETRAINED_PREFIX):
+        return Path(text[len(PRETRAINED_PREFIX):]).stem
+    return Path(text).parent.name or Path(text).stem
+
+
+def saved_direction(model):
+    """The direction a model was trained in, from its training config or its model card."""
+    for record in (getattr(model, "training_config", None), getattr(model, "model_card", None)):
+        if record and record.get("direction"):
+            return record["direction"]
+    return None
 
 
 @contextlib.contextmanager

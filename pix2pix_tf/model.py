@@ -84,6 +84,8 @@ class Pix2Pix(keras.Model):
         training_config: the options of the run that trained the model (a
             :class:`pix2pix_tf.config.TrainConfig` as a dict), saved inside the model so that
             later steps (export calibration, evaluation) know its data and settings.
+        model_card: what a published model does and how to feed it (dataset, direction, input
+            preparation; see :mod:`pix2pix_tf.pretrained`), saved inside the model.
         g_sees_updated_d: ``True`` (default, the reference's order) computes G's GAN term with
             the discriminator *after* this batch's D update, which costs a third D forward pass.
             ``False`` is the TF tutorial's single pass: both losses come from one D(x, G(x)),
@@ -110,6 +112,7 @@ class Pix2Pix(keras.Model):
         g_sees_updated_d=True,
         lambda_feat=0.0,
         training_config=None,
+        model_card=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -140,6 +143,7 @@ class Pix2Pix(keras.Model):
         self.lambda_gan = float(lambda_gan)
         self.lambda_feat = float(lambda_feat)
         self.training_config = dict(training_config) if training_config else None
+        self.model_card = dict(model_card) if model_card else None
         self.gan_mode = gan_mode
         self.seed = seed
         self.g_sees_updated_d = bool(g_sees_updated_d)
@@ -419,8 +423,18 @@ class Pix2Pix(keras.Model):
             g_sees_updated_d=self.g_sees_updated_d,
             lambda_feat=self.lambda_feat,
             training_config=self.training_config,
+            model_card=self.model_card,
         )
         return config
+
+    @classmethod
+    def from_pretrained(cls, name, **kwargs):
+        """The authors' published generator ``name`` (facades_label2photo, sat2map, map2sat,
+        edges2shoes, day2night) or a reference ``.pth`` file, converted to Keras; see
+        :func:`pix2pix_tf.pretrained.load_pretrained` for the options."""
+        from pix2pix_tf.pretrained import load_pretrained
+
+        return load_pretrained(name, **kwargs)
 
     @classmethod
     def from_config(cls, config):

@@ -62,7 +62,7 @@ def loss_curves(history_csv, path):
         return None
     epochs = [int(r["epoch"]) + 1 for r in rows]
     keys = [k for k in rows[0] if k not in ("epoch", "lr", "seconds")]
-    groups = [("GAN losses", [k for k in keys if k in ("d_loss", "g_gan")]),
+    groups = [("GAN losses", [k for k in keys if k in ("d_loss", "g_gan", "g_feat")]),
               ("L1", [k for k in keys if k.endswith("l1")]),
               ("PSNR, dB (validation)", [k for k in keys if "psnr" in k]),
               ("SSIM (validation)", [k for k in keys if "ssim" in k])]

@@ -67,7 +67,8 @@ def build_model(config, input_channels, output_channels, steps_per_epoch):
                     lambda_feat=config.lambda_feat, training_config=config.to_dict())
 
     def optimizer():
-        schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch)
+        schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch,
+                               per_step=config.lr_per_step)
         return default_optimizer(schedule, beta_1=config.beta1)
 
     model.compile(g_optimizer=optimizer(), d_optimizer=optimizer() if discriminator else None)

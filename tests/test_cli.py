@@ -100,8 +100,11 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(tmp_path):
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     interrupted = tmp_path / "interrupted"
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: give
+    # the trainer the default disposition, as a terminal's Ctrl-C would find it.
     process = subprocess.Popen(command(data, interrupted, 2), env=env, stderr=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.DEVNULL, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not checkpoints(interrupted / "checkpoints") and time.time() < deadline:
         time.sleep(0.05)

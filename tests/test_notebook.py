@@ -21,6 +21,8 @@ def test_notebook_is_committed_without_outputs():
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("PIX2PIX_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("PIX2PIX_NOTEBOOK_PTH",
+                       str(Path(__file__).parent / "fixtures" / "torch_unet" / "unet_zip.pth"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
@@ -30,6 +32,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "receptive field 70x70" in text
     assert "paper mode, two calls differ by" in text
     assert "tflite_int8" in text and "onnx" in text
+    assert "'name': 'unet_zip'" in text and "exported the converted model: tflite_float32, onnx" in text
     assert (tmp_path / "pix2pix.keras").is_file()
     assert (tmp_path / "exports" / "saved_model" / "pix2pix" / "1" / "saved_model.pb").is_file()
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs

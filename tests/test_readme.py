@@ -2,14 +2,20 @@
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
+def python_blocks():
     blocks = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.S | re.M)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # the quick start, the pretrained model
+    return blocks
+
+
+def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
+    blocks = python_blocks()
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(blocks[0], str(README), "exec"), namespace)
@@ -25,3 +31,25 @@ def test_readme_commands_match_ci():
     assert 'pip install -e ".[dev]" && python -m pix2pix_tf.train' in text
     assert 'pip install -e ".[dev]"' in ci
     assert "python -m pytest -q tests" in text and "python -m pytest -q tests" in ci
+
+
+def test_readme_pretrained_lines_run(tmp_path, monkeypatch):
+    """The three lines, with the authors' server replaced by a local folder holding a small
+    checkpoint in the reference's format."""
+    import numpy as np
+    from PIL import Image
+
+    import pix2pix_tf.pretrained
+
+    server = tmp_path / "server"
+    server.mkdir()
+    shutil.copy(README.parent / "tests" / "fixtures" / "torch_unet" / "unet_zip.pth",
+                server / "sat2map.pth")
+    monkeypatch.setattr(pix2pix_tf.pretrained, "BASE_URL", server.as_uri())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.chdir(tmp_path)
+    photo = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    Image.fromarray(photo).save("aerial.jpg")
+    exec(compile(python_blocks()[1], str(README), "exec"), {})
+    assert Image.open("map.png").size == (300, 200)
+    assert (tmp_path / "keras" / "models" / "pix2pix_tf" / "sat2map.pth").is_file()

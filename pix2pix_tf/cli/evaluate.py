@@ -33,10 +33,12 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m pix2pix_tf.evaluate",
                                 description="Score a model against baselines on test pairs.",
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True,
+                   help="a .keras model from pix2pix_tf.train, or pretrained:NAME")
     p.add_argument("--data", required=True, help="'demo', a folder, or a TFDS name")
     p.add_argument("--split", default="test")
-    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="default: the model's own (its training run or model card), else AtoB")
     p.add_argument("--crop-size", type=int, default=256,
                    help="test images are resized to this square size")
     p.add_argument("--compare", nargs="*", default=[], help="more models to score alongside")
@@ -104,7 +106,7 @@ def main(argv=None):
 
     from pix2pix_tf.callbacks import first_examples
     from pix2pix_tf.data import DataError, load_paired_dataset
-    from pix2pix_tf.inference import load_model
+    from pix2pix_tf.inference import load_model, model_label, saved_direction
     from pix2pix_tf.networks import as_generator, image_of
     from pix2pix_tf.plotting import image_grid
 
@@ -117,13 +119,19 @@ def main(argv=None):
         generator = as_generator(next(iter(models.values())))
         channels_in, channels_out = generator.input_channels, generator.output_channels
         multiples = {as_generator(m).size_multiple for m in models.values()}
+        args.direction = args.direction or saved_direction(models["model"]) or "AtoB"
         dataset = load_paired_dataset(
             args.data, args.split, direction=args.direction, batch_size=args.batch_size,
             crop_size=args.crop_size, load_size=args.crop_size, augment=False,
             input_channels=channels_in, output_channels=channels_out, multiple=math.lcm(*multiples))
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
-    output = Path(args.output) if args.output else Path(args.model).parent / "evaluation"
+    if args.output:
+        output = Path(args.output)
+    elif str(args.model).startswith("pretrained:"):
+        output = Path("evaluations") / model_label(args.model)
+    else:
+        output = Path(args.model).parent / "evaluation"
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -31,7 +31,7 @@ def parser():
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("model", nargs="?",
                    help="a .keras model from pix2pix_tf.train (default: the newest "
-                        "runs/*/model.keras)")
+                        "runs/*/model.keras), or pretrained:NAME (the authors' models)")
     p.add_argument("--saved-model", action="store_true", help="TF Serving SavedModel")
     p.add_argument("--tflite", nargs="*", choices=TFLITE_TYPES,
                    help=f"TFLite variants (no value: all of {', '.join(TFLITE_TYPES)})")
@@ -83,7 +83,7 @@ def main(argv=None):
     from pix2pix_tf.data import DataError
     from pix2pix_tf.export import TFLITE_TYPES as TYPES
     from pix2pix_tf.export import export_model
-    from pix2pix_tf.inference import load_model
+    from pix2pix_tf.inference import load_model, model_label, saved_direction
     from pix2pix_tf.networks import as_generator
 
     model_path = args.model or newest_run_model()
@@ -99,7 +99,7 @@ def main(argv=None):
         generator = as_generator(model)
         trained = getattr(model, "training_config", None) or {}
         channels = (generator.input_channels, generator.output_channels)
-        direction = args.direction or trained.get("direction", "AtoB")
+        direction = args.direction or saved_direction(model) or "AtoB"
         side = args.size or trained.get("crop_size") or 256
         size = (side, side)
         calibration_source = args.calibration_data or trained.get("data")
@@ -125,7 +125,7 @@ def main(argv=None):
         else:
             print("note: no --test-data and no recorded training data: artifacts are written "
                   "but not verified.")
-        output = Path(args.output or Path("exports") / Path(model_path).parent.name)
+        output = Path(args.output or Path("exports") / model_label(model_path))
         reports = export_model(model, output, saved_model=everything or args.saved_model,
                                tflite=tflite, onnx=everything or args.onnx, name=args.name,
                                version=args.version, image_size=size,

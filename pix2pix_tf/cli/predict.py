@@ -22,7 +22,9 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m pix2pix_tf.predict",
                                 description="Translate one image or a folder of images.",
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--model", required=True, help="a .keras model from pix2pix_tf.train")
+    p.add_argument("--model", required=True,
+                   help="a .keras model from pix2pix_tf.train, or pretrained:NAME (the authors' "
+                        "models: facades_label2photo, sat2map, map2sat, edges2shoes, day2night)")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--output", required=True, help="folder for the translated PNGs")
     p.add_argument("--inference-mode", choices=INFERENCE_MODES,
@@ -68,6 +70,9 @@ def main(argv=None):
                     "command translates images alone.", EXIT_BAD_INPUT)
     if args.inference_mode:
         model.inference_mode = args.inference_mode
+    card = getattr(model, "model_card", None)
+    if card and card.get("input"):
+        print(f"{card['name']}: {card['input']} -> {card['output']}; expects {card['preparation']}")
     channels = generator.input_channels
     failed = []
     progress = Progbar(len(files), unit_name="image")

@@ -14,8 +14,10 @@ it has none. Convolutions feeding a BatchNorm have no bias (the norm's beta repl
 reference code, the whole network drops biases when BatchNorm is used, except the output layer.
 With 3->3 channels this gives exactly the reference's 54,413,955 trainable parameters.
 
-Dropout sits in the first three decoder blocks, as in the paper and the original Lua code (the
-PyTorch reference shifts it one block outward; the parameter count is the same).
+Dropout sits in the first three decoder blocks, as in the paper and the original Lua code. The
+PyTorch reference shifts it one block outward (none in the innermost block, then the next
+``num_downs - 5``); ``dropout_layout="reference"`` builds that, so that the reference's published
+weights (:mod:`pix2pix_tf.pretrained`) run with their own noise. The parameter count is the same.
 
 ``upsampling="resize_conv"`` replaces each 4x4 stride-2 transposed convolution by a
 nearest-neighbour 2x resize and a 3x3 convolution (Odena, Dumoulin & Olah, "Deconvolution and
@@ -38,6 +40,8 @@ from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
 
 #: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
 DROPOUT_BLOCKS = 3
+#: Which decoder blocks carry dropout: the paper's first three, or the PyTorch reference's.
+DROPOUT_LAYOUTS = ("paper", "reference")
 #: How the decoder doubles the resolution: the paper's transposed convolution, or resize + conv.
 UPSAMPLING = ("transpose", "resize_conv")
 
@@ -51,6 +55,7 @@ def unet_generator(
     norm="batch",
     dropout=True,
     dropout_rate=0.5,
+    dropout_layout="paper",
     skips=True,
     upsampling="transpose",
     image_size=None,
@@ -71,6 +76,9 @@ def unet_generator(
         dropout: the paper's decoder dropout, the generator's only noise. ``False`` removes it
             (deterministic training, fewer artefacts on some datasets).
         dropout_rate: dropout probability (paper: 0.5).
+        dropout_layout: 'paper' (dropout in the first three decoder blocks) or 'reference' (the
+            PyTorch reference's blocks 2 to ``num_downs - 4``, counted from the innermost; exists
+            for its pretrained weights).
         skips: the U-Net skip connections. ``False`` builds the paper's encoder-decoder baseline
             (Table 2), which exists to show what the skips are worth.
         upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) or 'resize_conv'
@@ -94,7 +102,12 @@ def unet_generator(
     if upsampling not in UPSAMPLING:
         raise ValueError(f"Unknown upsampling {upsampling!r}; choose one of "
                          f"{', '.join(UPSAMPLING)}.")
+    if dropout_layout not in DROPOUT_LAYOUTS:
+        raise ValueError(f"Unknown dropout_layout {dropout_layout!r}; choose one of "
+                         f"{', '.join(DROPOUT_LAYOUTS)}.")
     check_inference_mode(inference_mode)
+    dropout_blocks = (range(DROPOUT_BLOCKS) if dropout_layout == "paper"
+                      else range(1, num_downs - 4))
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
     name = name or f"{'unet' if skips else 'encoder_decoder'}_{multiple}"
@@ -140,7 +153,7 @@ def unet_generator(
         x = up(x, filters[i], f"up{j + 1}_conv")  # (b, H/2^(i+1), W/2^(i+1), filters[i])
         if norm != "none":
             x = norm_layer(f"up{j + 1}_norm")(x)
-        if dropout and j < DROPOUT_BLOCKS:
+        if dropout and j in dropout_blocks:
             x = Dropout(
                 dropout_rate, inference_mode=inference_mode, seed=seeds.next(),
                 name=f"up{j + 1}_dropout",
