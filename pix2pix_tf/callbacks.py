@@ -2,7 +2,6 @@
 
 import csv
 import math
-import os
 import re
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import tensorflow as tf
 
 from pix2pix_tf.networks import image_of
 from pix2pix_tf.plotting import sample_grid
+from pix2pix_tf.rundir import save_atomically, write_atomically
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
-
-
-def save_atomically(model, path):
-    """Writes ``model`` to ``path`` via a temporary file and a rename: a crash while writing
-    leaves the previous file intact."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def checkpoints(folder):
@@ -85,34 +76,37 @@ class EpochCheckpoint(keras.callbacks.Callback):
             old.unlink()
 
 
-def append_history(path, row):
+def _read_history(path):
     path = Path(path)
-    exists = path.exists() and path.stat().st_size > 0
-    fields = list(row)
-    if exists:
-        with open(path, newline="") as f:
-            fields = next(csv.reader(f))
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if not exists:
+    if not path.exists() or path.stat().st_size == 0:
+        return None, []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def _write_history(path, fields, rows):
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
             writer.writeheader()
-        writer.writerow(row)
+            writer.writerows(rows)
+
+    write_atomically(path, write)
+
+
+def append_history(path, row):
+    """Adds one epoch's row to ``history.csv``, rewriting the (small) file atomically, so that a
+    failed write never leaves half a row."""
+    fields, rows = _read_history(path)
+    _write_history(path, fields or list(row), rows + [row])
 
 
 def truncate_history(path, epochs_done):
     """Drops history rows of epochs not covered by the checkpoint being resumed from."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = rows[0].keys() if rows else None
-    if fields is None:
-        return
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows(r for r in rows if int(r["epoch"]) < epochs_done)
+    fields, rows = _read_history(path)
+    if fields is not None:
+        _write_history(path, fields, [r for r in rows if int(r["epoch"]) < epochs_done])
 
 
 class SampleGrid(keras.callbacks.Callback):

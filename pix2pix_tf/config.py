@@ -194,7 +194,9 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path):
-        Path(path).write_text(self.to_json() + "\n")
+        from pix2pix_tf.rundir import write_atomically
+
+        write_atomically(path, lambda tmp: Path(tmp).write_text(self.to_json() + "\n"))
 
     @classmethod
     def from_dict(cls, values):

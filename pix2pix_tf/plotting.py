@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pix2pix_tf.rundir import write_atomically
+
 
 def _figure(rows, columns, width, height):
     fig = Figure(figsize=(width, height))
@@ -44,7 +46,7 @@ def image_grid(columns, labels, path, title=None, cell=3.0):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=80))
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
@@ -75,5 +77,5 @@ def loss_curves(history_csv, path):
         ax.set_xlabel("epoch")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=80))
     return path

@@ -8,7 +8,13 @@
 - ``history.csv`` and ``loss_curves.png``: per-epoch losses and validation metrics;
 - ``samples/``: input | target | output grids during and at the end of training;
 - ``logs/``: TensorBoard scalars and sample images;
-- ``model.keras``: the final model.
+- ``model.keras``: the final model;
+- ``.lock``: while a trainer runs, its PID and host (:class:`pix2pix_tf.rundir.RunLock`): a
+  second trainer on the same directory is refused, a stale lock is taken over.
+
+Every file is written atomically; a failed write (a full disk, a read-only folder) stops training
+with :class:`pix2pix_tf.rundir.RunWriteError` naming the path, and leaves the newest checkpoint
+loadable for the next run to resume from.
 
 Run it again with the same run directory after an interrupt (Ctrl-C, a killed process, a Colab
 disconnect) and it continues from the newest checkpoint: weights, optimizer state and step,
@@ -17,6 +23,7 @@ uninterrupted run.
 """
 
 import contextlib
+import copy
 import dataclasses
 import json
 import shutil
@@ -35,11 +42,13 @@ from pix2pix_tf.callbacks import (
     save_atomically,
     truncate_history,
 )
-from pix2pix_tf.data import available_splits, open_source, pair_pipeline
+from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
+from pix2pix_tf.data.sources import find_corrupt, op_error_reason
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
 from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
+from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
 
 #: Options that may differ between an interrupted run and its resumption.
@@ -138,6 +147,23 @@ def _check_resumable(run_dir, config):
         )
 
 
+def _named_data_error(error, *sources):
+    """A data error inside the tf.data graph names no file: find the file and say which. (Files
+    are fully decoded before training, so this only happens to files that changed since, in
+    sources too large to keep in memory.)"""
+    problems = []
+    for source in sources:
+        scan = getattr(source, "scan", None)
+        if scan is not None:
+            problems += find_corrupt(copy.copy(scan))
+    if not problems:
+        return DataError(f"the data pipeline failed: {op_error_reason(error)}")
+    listed = "\n".join(f"  {path}: {message}" for path, message in problems[:10])
+    return DataError(f"training stopped on bad data that changed after the start-up check:\n"
+                     f"{listed}\nFix or remove the file(s) and run the same command again to "
+                     "resume (or pass on_error='skip').")
+
+
 def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=None):
     """Trains (or resumes) the run ``config`` describes. Returns a dict of results and paths.
 
@@ -145,9 +171,19 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     :func:`pix2pix_tf.load_paired_dataset` accepts, e.g. arrays, or a PairSource).
     """
     run_dir = Path(config.run_dir)
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunWriteError(error.errno, f"cannot create {run_dir}: {error.strerror}") from None
+    with RunLock(run_dir):  # one trainer per run directory
+        if fresh:
+            for item in run_dir.iterdir():
+                if item.name != LOCK_NAME:
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
+        return _train(run_dir, config, verbose, train_data, test_data)
+
+
+def _train(run_dir, config, verbose, train_data, test_data):
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
@@ -197,9 +233,12 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     callbacks.append(EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard))
     start = time.perf_counter()
     if initial_epoch < config.total_epochs:
-        model.fit(train_ds, epochs=config.total_epochs, initial_epoch=initial_epoch,
-                  validation_data=test_ds, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # the dataset shuffles itself, seeded
+        try:
+            model.fit(train_ds, epochs=config.total_epochs, initial_epoch=initial_epoch,
+                      validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)  # the dataset shuffles itself, seeded
+        except tf.errors.InvalidArgumentError as error:
+            raise _named_data_error(error, train_pairs, test_pairs) from error
     seconds = time.perf_counter() - start
     if guard.bad is not None:
         epoch, batch, key, value = guard.bad

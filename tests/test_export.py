@@ -4,7 +4,9 @@ import base64
 import importlib.util
 import io
 import json
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import keras
@@ -16,7 +18,7 @@ from PIL import Image
 
 from pix2pix_tf.cli.export import main
 from pix2pix_tf.data import DataError
-from pix2pix_tf.export import export_model, export_saved_model, export_tflite, run_tflite
+from pix2pix_tf.export import export_model, export_saved_model, export_tflite, run_tflite, serving
 from pix2pix_tf.inference import inference_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
@@ -155,6 +157,44 @@ def test_wrong_shapes_are_errors_not_crashes(exported):
     # the process is still alive and the model still serves
     ok = loaded.signatures["serving_default"](images=tf.zeros((1, 16, 16, 3)))["output"]
     assert ok.shape == (1, 16, 16, 3)
+
+
+def bomb_png(width, height):
+    """A well-formed PNG header declaring ``width`` x ``height`` RGB pixels, in 100 bytes."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def bomb_jpeg(width, height):
+    """A small real JPEG whose frame header (SOF0) is rewritten to declare a huge size."""
+    data = bytearray(png_bytes(np.full((8, 8, 3), 128, np.uint8), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_encoded_signature_survives_hostile_requests(exported):
+    loaded = saved(exported)
+    encoded = loaded.signatures["encoded"]
+    good = png_bytes(np.random.default_rng(7).integers(0, 256, (9, 11, 3), dtype=np.uint8))
+    assert serving.declared_size(tf.constant(good))[0].numpy() == 9
+    for bomb in (bomb_png(60000, 60000), bomb_jpeg(50000, 40000)):
+        assert len(bomb) < 1000
+        with pytest.raises(tf.errors.InvalidArgumentError, match="declares more than"):
+            encoded(image_bytes=tf.constant([good, bomb]))
+    jpeg = png_bytes(np.zeros((16, 16, 3), np.uint8), "JPEG")
+    for junk in (b"", b"hello, not an image", good[: len(good) // 2], jpeg[: len(jpeg) // 2],
+                 b"\x89PNG\r\n\x1a\n", b"GIF89a"):
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            encoded(image_bytes=tf.constant([junk]))
+    # still alive, still serving
+    out = encoded(image_bytes=tf.constant([good]))["output_bytes"].numpy()
+    assert Image.open(io.BytesIO(out[0])).size == (11, 9)
 
 
 def test_paper_mode_exports_to_saved_model_only(model, tmp_path):

@@ -11,6 +11,7 @@ import sys
 from pix2pix_tf.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     HelpFormatter,
@@ -26,7 +27,8 @@ EXAMPLES = """examples:
   python -m pix2pix_tf.train --objective L1 --run-dir runs/l1 # Table 1's L1-only baseline
   python -m pix2pix_tf.train --run-dir runs/mine              # again after Ctrl-C: resumes
 
-exit codes: 0 done, 1 error, 2 bad input, 3 loss diverged (NaN/Inf), 130 interrupted
+exit codes: 0 done, 1 error (e.g. a failed write), 2 bad input (or the run directory is in use), 3 loss
+diverged (NaN/Inf), 130 interrupted
 """
 
 GROUPS = {"data": "data", "networks": "networks", "objective": "objective and optimisation",
@@ -81,6 +83,7 @@ def main(argv=None):
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
+    from pix2pix_tf.rundir import RunWriteError
     from pix2pix_tf.training import TrainingDiverged, train
 
     try:
@@ -90,6 +93,10 @@ def main(argv=None):
                     f"checkpoint in {config.run_dir}/checkpoints.", EXIT_INTERRUPTED)
     except TrainingDiverged as error:
         return fail(error, EXIT_DIVERGED)
+    except RunWriteError as error:
+        return fail(f"{error.strerror} Training stopped; the newest checkpoint in "
+                    f"{config.run_dir}/checkpoints is intact. Free space (or fix the folder's "
+                    "permissions) and run the same command again to resume.", EXIT_ERROR)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     print(f"done in {result['seconds']:.0f} s: model {result['model']}, samples "

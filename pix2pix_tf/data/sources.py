@@ -22,6 +22,7 @@ Sources here:
 splits a source has, so that a missing validation split is a decision, not a swallowed error.
 """
 
+import concurrent.futures
 import os
 from pathlib import Path
 
@@ -115,13 +116,59 @@ class PairSource:
         raise NotImplementedError
 
 
+def op_error_reason(error):
+    """The cause line of a TensorFlow op error (e.g. 'Invalid PNG data, size 24708'), without
+    the graph location and traceback TensorFlow wraps it in."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    causes = [line for line in lines if line and not line.startswith(
+        ("Graph execution error", "Detected at node", "File ", "[[", "{{"))]
+    return (causes[-1] if causes else lines[0]).split(" [[")[0][:160]
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _decoded_shape(data):
+    return tf.shape(decode(data))
+
+
+def find_corrupt(scan, workers=None):
+    """Decodes every file of ``scan`` in full with the decoder training uses, moving pairs with a
+    file that fails (corrupt data behind a good header) or decodes to another size than its
+    header states into ``scan.problems``. Returns the problems found."""
+    files = [(pair, info) for pair in scan.pairs for info in (pair.a, pair.b) if info is not None]
+
+    def check(item):
+        pair, info = item
+        try:
+            with open(info.path, "rb") as f:
+                height, width = _decoded_shape(tf.constant(f.read())).numpy()[:2]
+        except tf.errors.OpError as error:
+            reason = op_error_reason(error)
+            return pair, info.path, f"corrupt image data ({reason}): re-download or re-export it"
+        except OSError as error:
+            return pair, info.path, f"cannot be read ({error.strerror})"
+        if (height, width) != (info.height, info.width):
+            return pair, info.path, (f"decodes to {width}x{height} but its header says "
+                                     f"{info.width}x{info.height}: re-export it")
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        found = [r for r in pool.map(check, files) if r is not None]
+    bad = {id(pair) for pair, _, _ in found}
+    scan.pairs = [p for p in scan.pairs if id(p) not in bad]
+    problems = [(path, message) for _, path, message in found]
+    scan.problems = scan.problems + problems
+    return problems
+
+
 class FolderSource(PairSource):
     """Image files on disk (see :mod:`pix2pix_tf.data.files` for the layouts and checks)."""
 
     def __init__(self, root, split=None, *, crop_size=None, on_error="raise", cache=True):
         if isinstance(root, str) and root == "demo":
             root = DEMO_DIR
-        self.scan = check_scan(scan_pairs(root, split, crop_size=crop_size), on_error)
+        scan = scan_pairs(root, split, crop_size=crop_size)
+        find_corrupt(scan)  # the headers were fine; now every pixel, with training's decoder
+        self.scan = check_scan(scan, on_error)
         self.name = str(self.scan.root)
         pairs = self.scan.pairs
         self.side_by_side = self.scan.layout == "side_by_side"

@@ -7,7 +7,10 @@
 
 Every signature also takes the generator's other named inputs (none for pix2pix). Shapes are
 checked inside the graph before the generator runs, so a wrong shape returns an error instead of
-taking the server down. The model's config and inference mode travel in
+taking the server down. ``encoded`` reads each image's declared size from its header (PNG, JPEG,
+GIF, BMP) before decoding and refuses more than ``max_pixels`` with INVALID_ARGUMENT, so a tiny
+file declaring a huge image cannot exhaust the server's memory; empty, truncated and non-image
+bytes are INVALID_ARGUMENT too. The model's config and inference mode travel in
 ``assets.extra/pix2pix.json``.
 """
 
@@ -51,13 +54,53 @@ def _pad_to_multiple(image, multiple):
                    lambda: tf.pad(image, paddings, mode="CONSTANT"))
 
 
+#: Default cap on the pixels of one image sent to the ``encoded`` signature (6000 x 6000).
+MAX_PIXELS = 36_000_000
+_SIGNATURES = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff", "gif": b"GIF",
+               "bmp": b"BM"}
+
+
+def _number(data, position, size, little_endian):
+    """The unsigned integer at ``data[position:position + size]`` (int64)."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, position, size), tf.uint8), tf.int64)
+    weights = tf.constant([256**i for i in range(size)], tf.int64)
+    return tf.reduce_sum(raw * (weights if little_endian else weights[::-1]))
+
+
+def declared_size(data):
+    """``(height, width)`` that encoded image bytes declare in their header, read without
+    decoding any pixels; ``(0, 0)`` for an unknown format (decoding then fails cleanly)."""
+    padded = tf.strings.join([data, tf.constant(b"\0" * 32)])  # short input: reads zeros
+
+    def starts(kind):
+        magic = _SIGNATURES[kind]
+        return tf.equal(tf.strings.substr(padded, 0, len(magic)), magic)
+
+    def bmp():
+        height = _number(padded, 22, 4, True)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # top-down BMPs: negative
+        return height, _number(padded, 18, 4, True)
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)
+        return shape[0], shape[1]
+
+    zero = tf.constant(0, tf.int64)
+    return tf.case([
+        (starts("png"), lambda: (_number(padded, 20, 4, False), _number(padded, 16, 4, False))),
+        (starts("jpeg"), jpeg),
+        (starts("gif"), lambda: (_number(padded, 8, 2, True), _number(padded, 6, 2, True))),
+        (starts("bmp"), bmp),
+    ], default=lambda: (zero, zero), exclusive=False)
+
+
 def _to_uint8(images):
     return tf.cast(tf.round((tf.clip_by_value(images, -1, 1) + 1) * 127.5), tf.uint8)
 
 
-def build_serving_archive(generator):
+def build_serving_archive(generator, max_pixels=MAX_PIXELS):
     """A ``keras.export.ExportArchive`` with the three serving signatures of ``generator``
-    (in whatever inference mode it is in)."""
+    (in whatever inference mode it is in); ``encoded`` refuses images over ``max_pixels``."""
     channels, multiple = generator.input_channels, generator.size_multiple
     images = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
     serving_default = translate_function(
@@ -76,7 +119,13 @@ def build_serving_archive(generator):
     def encoded(image_bytes, *extra):
         def one(item):
             data, rows = item[0], item[1:]
-            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+            height, width = declared_size(data)
+            check = tf.debugging.assert_less_equal(
+                height * width, tf.constant(max_pixels, tf.int64),
+                message=f"image_bytes: the image declares more than {max_pixels} pixels; "
+                        "resize it before sending")
+            with tf.control_dependencies([check]):
+                image = tf.io.decode_image(data, channels=channels, expand_animations=False)
             image = tf.cast(image, tf.float32) / 127.5 - 1.0
             height, width = tf.shape(image)[0], tf.shape(image)[1]
             padded = _pad_to_multiple(image, multiple)[None]
@@ -95,14 +144,15 @@ def build_serving_archive(generator):
 
 
 def export_saved_model(model, directory, name="pix2pix", version=1,
-                       inference_mode="deterministic", metadata=None):
-    """Writes ``DIR/NAME/VERSION/`` (TF Serving's layout); the model is left as it was."""
+                       inference_mode="deterministic", metadata=None, max_pixels=MAX_PIXELS):
+    """Writes ``DIR/NAME/VERSION/`` (TF Serving's layout); the model is left as it was.
+    ``max_pixels`` caps one image sent to the ``encoded`` signature."""
     path = Path(directory) / name / str(version)
     if path.exists() and any(path.iterdir()):
         raise ExportError(f"{path} exists and is not empty: TF Serving versions are immutable; "
                           "choose another --version or remove it.")
     with mode_of(as_generator(model), inference_mode) as generator:
-        build_serving_archive(generator).write_out(str(path), verbose=False)
+        build_serving_archive(generator, max_pixels).write_out(str(path), verbose=False)
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "pix2pix.json").write_text(json.dumps(metadata or {}, indent=2))

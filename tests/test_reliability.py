@@ -1,0 +1,158 @@
+"""Faults: failed writes, two trainers on one run directory."""
+
+import errno
+import json
+import socket
+import subprocess
+import sys
+
+import keras
+import pytest
+from test_cli import TINY, history, make_pairs
+
+from pix2pix_tf.callbacks import checkpoints
+from pix2pix_tf.cli import train as train_cli
+from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunLockedError, RunWriteError, write_atomically
+
+
+def args(data, run, epochs=1):
+    return ["--data", str(data), "--run-dir", str(run), "--epochs", str(epochs),
+            "--epochs-decay", str(epochs), *TINY]
+
+
+def leftovers(run):
+    return sorted(p.name for p in run.rglob("*") if ".tmp" in p.name)
+
+
+@pytest.mark.parametrize("victim", ["epoch_0002.keras", "history.csv", "epoch_0002.png"])
+def test_a_failed_write_stops_cleanly_and_the_run_resumes(tmp_path, monkeypatch, capsys, victim):
+    data, run = make_pairs(tmp_path / "data"), tmp_path / "run"
+    real_write = write_atomically
+    calls = {"history": 0}
+
+    def full_disk(tmp):
+        tmp.write_bytes(b"half a file")  # what a full disk leaves behind
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def failing_write(path, write):
+        if path.name == "history.csv":
+            calls["history"] += 1
+        if path.name == victim and (victim != "history.csv" or calls["history"] == 2):
+            return real_write(path, full_disk)
+        return real_write(path, write)
+
+    monkeypatch.setattr("pix2pix_tf.rundir.write_atomically", failing_write)
+    monkeypatch.setattr("pix2pix_tf.callbacks.write_atomically", failing_write)
+    monkeypatch.setattr("pix2pix_tf.plotting.write_atomically", failing_write)
+    assert train_cli.main(args(data, run)) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {run}" in err and victim in err and "No space left on device" in err
+    assert "(the disk is full)" in err and "run the same command again to resume" in err
+    assert leftovers(run) == []
+    (epochs_done, newest), = checkpoints(run / "checkpoints")
+    assert epochs_done == 1 and keras.models.load_model(newest).g_optimizer.iterations > 0
+    assert not (run / LOCK_NAME).exists()
+
+    monkeypatch.setattr("pix2pix_tf.rundir.write_atomically", real_write)
+    monkeypatch.setattr("pix2pix_tf.callbacks.write_atomically", real_write)
+    monkeypatch.setattr("pix2pix_tf.plotting.write_atomically", real_write)
+    assert train_cli.main(args(data, run)) == 0
+    assert "from epoch_0001.keras" in capsys.readouterr().out
+    assert [r["epoch"] for r in history(run)] == ["0", "1"]
+    assert (run / "model.keras").is_file() and leftovers(run) == []
+
+
+def test_write_atomically_keeps_the_old_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("old")
+
+    def broken(tmp):
+        tmp.write_text("new, half")
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(RunWriteError, match=f"cannot write {path}: Permission denied"):
+        write_atomically(path, broken)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+@pytest.fixture
+def other_process():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def hold(run, pid, host=None):
+    run.mkdir(parents=True, exist_ok=True)
+    (run / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
+                                             "started": "2026-01-01T00:00:00"}))
+
+
+def test_a_second_trainer_is_refused_and_a_stale_lock_taken_over(tmp_path, capsys, other_process):
+    data, run = make_pairs(tmp_path / "data"), tmp_path / "run"
+    hold(run, other_process.pid)
+    assert train_cli.main(args(data, run)) == 2
+    err = capsys.readouterr().err
+    assert f"in use by another trainer: process {other_process.pid} on {socket.gethostname()}" in err
+    assert not (run / "config.json").exists()  # nothing was touched
+    # --fresh must not wipe a directory another trainer is using
+    assert train_cli.main(args(data, run) + ["--fresh"]) == 2 and (run / LOCK_NAME).exists()
+
+    other_process.kill()
+    other_process.wait()
+    with pytest.warns(UserWarning, match=f"stale lock left by process {other_process.pid}"):
+        assert train_cli.main(args(data, run)) == 0
+    assert "took over the stale run lock" in capsys.readouterr().out
+    assert not (run / LOCK_NAME).exists()  # released at the end
+
+
+def test_a_lock_from_another_host_is_never_taken_over(tmp_path):
+    hold(tmp_path, 1, host="some-other-machine")
+    with pytest.raises(RunLockedError, match="If nothing runs on some-other-machine any more, "
+                                              "delete"):
+        RunLock(tmp_path).acquire()
+    (tmp_path / "free").mkdir()
+    with RunLock(tmp_path / "free") as lock:
+        record = json.loads(lock.path.read_text())
+        assert record["host"] == socket.gethostname() and record["pid"] > 0
+        with pytest.raises(RunLockedError, match=r"\(this process\)"):
+            RunLock(tmp_path / "free").acquire()
+    assert not (tmp_path / "free" / LOCK_NAME).exists()
+
+
+def corrupt_png(path):
+    """Overwrites part of a PNG's pixel data: the header (and the IEND marker) still read fine."""
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IDAT") + 40
+    data[start:start + 20] = bytes(20)
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_pixel_data_is_found_before_training(tmp_path):
+    from pix2pix_tf.data import DataError, open_source
+
+    data = make_pairs(tmp_path / "data", n=6)
+    bad = data / "train" / "3.png"
+    corrupt_png(bad)
+    with pytest.raises(DataError, match=rf"{bad}: corrupt image data \(Invalid PNG data"):
+        open_source(str(data), "train")
+    with pytest.warns(UserWarning, match="Skipping 1 bad file"):
+        assert len(open_source(str(data), "train", on_error="skip")) == 5
+
+
+def test_data_corrupted_during_training_is_named(tmp_path):
+    from pix2pix_tf.config import TrainConfig
+    from pix2pix_tf.data import DataError
+    from pix2pix_tf.data.sources import FolderSource
+    from pix2pix_tf.training import train
+
+    data = make_pairs(tmp_path / "data", n=4)
+    source = FolderSource(data, "train", cache=False)  # read from disk at every step
+    bad = data / "train" / "2.png"
+    corrupt_png(bad)  # after the start-up check
+    config = TrainConfig(data=str(data), run_dir=str(tmp_path / "run"), crop_size=32,
+                         load_size=36, generator="unet", num_downs=5, ngf=4, ndf=4, n_layers_d=1,
+                         epochs=1, epochs_decay=0, samples=0)
+    with pytest.raises(DataError, match=rf"changed after the start-up check:\n  {bad}: corrupt"):
+        train(config, train_data=source, verbose=0)
