@@ -9,6 +9,7 @@ import csv
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pix2pix_tf.rundir import write_atomically
 
@@ -75,6 +76,7 @@ def loss_curves(history_csv, path):
             ax.plot(epochs, [float(r[k]) for r in rows], label=k)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=80))

