@@ -60,6 +60,17 @@ def test_outputs_match_pytorch(file, reference):
     assert model.inference_mode == "paper"
 
 
+def test_gpu_saved_legacy_checkpoints_read_the_same(tmp_path):
+    """The authors trained on GPUs: their legacy files name torch.cuda storages on 'cuda:0'."""
+    data = (FIXTURES / "unet_legacy.pth").read_bytes()
+    gpu = data.replace(b"ctorch\nFloatStorage\n", b"ctorch.cuda\nFloatStorage\n").replace(
+        b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+    assert gpu != data
+    (tmp_path / "gpu.pth").write_bytes(gpu)
+    ours, theirs = read_state_dict(FIXTURES / "unet_legacy.pth"), read_state_dict(tmp_path / "gpu.pth")
+    assert list(ours) == list(theirs) and all(np.array_equal(ours[k], theirs[k]) for k in ours)
+
+
 def test_reference_dropout_layout():
     tensors = read_state_dict(FIXTURES / "unet_zip.pth")
     generator = unet_from_torch(tensors)
