@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DISCRIMINATORS": "pix2pix_tf.networks",
     "DataError": "pix2pix_tf.data",
+    "EDITS": "pix2pix_tf.edits",
     "FusedAdam": "pix2pix_tf.optimizers",
     "GENERATORS": "pix2pix_tf.networks",
     "Generator": "pix2pix_tf.networks",
@@ -38,6 +39,7 @@ _EXPORTS = {
     "read_state_dict": "pix2pix_tf.torch_checkpoint",
     "receptive_field": "pix2pix_tf.networks",
     "register_discriminator": "pix2pix_tf.networks",
+    "register_edit": "pix2pix_tf.edits",
     "register_generator": "pix2pix_tf.networks",
     "resnet_generator": "pix2pix_tf.networks",
     "scan_pairs": "pix2pix_tf.data",
