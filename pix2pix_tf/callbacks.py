@@ -1,8 +1,10 @@
 """Keras callbacks for pix2pix training runs."""
 
 import csv
+import json
 import math
 import re
+import time
 from pathlib import Path
 
 import keras
@@ -14,6 +16,8 @@ from pix2pix_tf.plotting import sample_grid
 from pix2pix_tf.rundir import save_atomically, write_atomically
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
+#: The mid-epoch checkpoint: the model, and where in the epoch it stopped.
+PARTIAL_MODEL, PARTIAL_STATE = "partial.keras", "partial.json"
 
 
 def checkpoints(folder):
@@ -74,6 +78,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         save_atomically(self.model, self.folder / f"epoch_{epoch + 1:04d}.keras")
         for _, old in checkpoints(self.folder)[:-self.keep]:
             old.unlink()
+        for name in (PARTIAL_MODEL, PARTIAL_STATE):  # superseded by the epoch's checkpoint
+            (self.folder / name).unlink(missing_ok=True)
 
 
 def _read_history(path):
@@ -93,6 +99,86 @@ def _write_history(path, fields, rows):
             writer.writerows(rows)
 
     write_atomically(path, write)
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Inside an epoch, every ``every_steps`` steps or ``every_minutes`` minutes, saves
+    ``checkpoints/partial.keras`` (model, optimizers, RNG) and ``partial.json`` (epoch, step, the
+    running means of the epoch's losses, the epoch's learning rate), both atomically. The next
+    epoch checkpoint removes them. A run resumed from them continues at the next step exactly
+    (:func:`pix2pix_tf.training.train`).
+    """
+
+    def __init__(self, run_dir, every_steps=None, every_minutes=None, steps_per_epoch=None,
+                 epoch_checkpoint=None, guard=None):
+        super().__init__()
+        self.folder = Path(run_dir) / "checkpoints"
+        self.every_steps, self.every_minutes = every_steps, every_minutes
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_checkpoint, self.guard = epoch_checkpoint, guard
+        self.offset = 0  # steps of this epoch done before this process (set when resuming)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._last_step, self._last_time = epoch, self.offset, time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.offset = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.offset + batch + 1
+        if self.steps_per_epoch and step >= self.steps_per_epoch:
+            return  # the epoch checkpoint comes next
+        due = ((self.every_steps and step - self._last_step >= self.every_steps)
+               or (self.every_minutes and time.monotonic() - self._last_time
+                   >= 60 * self.every_minutes))
+        if not due or (self.guard is not None and self.guard.bad is not None):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": self._epoch, "step": step,
+                 "lr": getattr(self.epoch_checkpoint, "_lr", None),
+                 "metrics": {m.name: [float(v) for v in keras.ops.convert_to_numpy(
+                     keras.ops.stack([keras.ops.cast(x, "float64") for x in m.variables]))]
+                     for m in self.model.train_metrics}}
+        # The state last: a partial.json always describes the partial.keras beside it.
+        (self.folder / PARTIAL_STATE).unlink(missing_ok=True)
+        save_atomically(self.model, self.folder / PARTIAL_MODEL)
+        write_atomically(self.folder / PARTIAL_STATE,
+                         lambda tmp: Path(tmp).write_text(json.dumps(state)))
+        self._last_step, self._last_time = step, time.monotonic()
+
+
+def read_partial(folder):
+    """``(state, model path)`` of a complete mid-epoch checkpoint in ``folder``, else None."""
+    folder = Path(folder)
+    state_path, model_path = folder / PARTIAL_STATE, folder / PARTIAL_MODEL
+    if not (state_path.is_file() and model_path.is_file()):
+        return None
+    try:
+        return json.loads(state_path.read_text()), model_path
+    except (OSError, ValueError):
+        return None
+
+
+class RestoreEpochState(keras.callbacks.Callback):
+    """Put it last: at the start of the resumed epoch, restores the running means of its losses,
+    its learning rate for the history, and the step count of :class:`StepCheckpoint`."""
+
+    def __init__(self, state, epoch_checkpoint=None, step_checkpoint=None):
+        super().__init__()
+        self.state = state
+        self.epoch_checkpoint, self.step_checkpoint = epoch_checkpoint, step_checkpoint
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for metric in self.model.train_metrics:
+            saved = self.state["metrics"].get(metric.name)
+            if saved is not None:
+                for variable, value in zip(metric.variables, saved):
+                    variable.assign(keras.ops.cast(value, variable.dtype))
+        if self.epoch_checkpoint is not None and self.state.get("lr") is not None:
+            self.epoch_checkpoint._lr = self.state["lr"]
+        if self.step_checkpoint is not None:
+            self.step_checkpoint.offset = self.state["step"]
+            self.step_checkpoint.on_epoch_begin(epoch)
 
 
 def append_history(path, row):

@@ -133,6 +133,8 @@ class TrainConfig:
     sample_every: int = option(1, "epochs between sample grids")
     samples: int = option(4, "examples per sample grid")
     keep_checkpoints: int = option(2, "newest checkpoints kept")
+    checkpoint_every: str = option("10min", "also checkpoint inside an epoch, every N steps "
+                                   "('500') or minutes ('10min'); '0' turns it off")
     preset: str = option(None, "the preset this config started from", cli=False)
     notes: dict = option(dict, "free-form notes saved with the run", cli=False)
 
@@ -145,6 +147,7 @@ class TrainConfig:
                                  f"{value!r}.")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ValueError("epochs + epochs_decay must be at least 1.")
+        checkpoint_interval(self.checkpoint_every)  # raises for a bad value
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.preprocess == "resize_and_crop" and self.load_size < self.crop_size:
@@ -214,6 +217,22 @@ class TrainConfig:
     @classmethod
     def load(cls, path):
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def checkpoint_interval(text):
+    """``'500'`` -> (500, None) steps; ``'10min'`` -> (None, 10.0) minutes; ``'0'`` -> (None, None)."""
+    value = str(text).strip().lower()
+    try:
+        if value.endswith("min"):
+            minutes = float(value[:-3])
+            if minutes > 0:
+                return None, minutes
+        elif int(value) >= 0:
+            return (int(value) or None), None
+    except ValueError:
+        pass
+    raise ValueError(f"checkpoint_every {text!r}: give a number of steps ('500'), of minutes "
+                     "('10min'), or '0' for none.")
 
 
 PRESETS = {

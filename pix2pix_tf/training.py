@@ -4,7 +4,8 @@
 
 - ``config.json``: the options used;
 - ``checkpoints/epoch_NNNN.keras``: the newest checkpoints (model, both optimizers, RNG state),
-  written atomically;
+  written atomically; ``checkpoints/partial.keras`` + ``partial.json``: a checkpoint inside the
+  current epoch (``checkpoint_every``), removed when the epoch's own is written;
 - ``history.csv`` and ``loss_curves.png``: per-epoch losses and validation metrics;
 - ``samples/``: input | target | output grids during and at the end of training;
 - ``logs/``: TensorBoard scalars and sample images;
@@ -17,9 +18,9 @@ with :class:`pix2pix_tf.rundir.RunWriteError` naming the path, and leaves the ne
 loadable for the next run to resume from.
 
 Run it again with the same run directory after an interrupt (Ctrl-C, a killed process, a Colab
-disconnect) and it continues from the newest checkpoint: weights, optimizer state and step,
-learning-rate schedule, dropout RNG and the data pipeline's epoch, so the losses match an
-uninterrupted run.
+disconnect) and it continues from the newest checkpoint, inside an epoch if there is one: weights,
+optimizer state and step, learning-rate schedule, dropout RNG, the data pipeline's epoch and
+position, and the epoch's running losses, so the losses match an uninterrupted run.
 """
 
 import contextlib
@@ -36,12 +37,16 @@ import tensorflow as tf
 from pix2pix_tf.callbacks import (
     EpochCheckpoint,
     NaNGuard,
+    RestoreEpochState,
     SampleGrid,
+    StepCheckpoint,
     checkpoints,
     first_examples,
+    read_partial,
     save_atomically,
     truncate_history,
 )
+from pix2pix_tf.config import checkpoint_interval
 from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
 from pix2pix_tf.data.sources import find_corrupt, op_error_reason
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
@@ -52,7 +57,8 @@ from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
 
 #: Options that may differ between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error"}
+RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
+                     "checkpoint_every"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -194,12 +200,20 @@ def _train(run_dir, config, verbose, train_data, test_data):
     steps_per_epoch = -(-len(train_pairs) // config.batch_size)
 
     found = checkpoints(run_dir / "checkpoints")
+    partial = read_partial(run_dir / "checkpoints")
+    start_step, partial_state = 0, None
+    if partial is not None and partial[0]["epoch"] == (found[-1][0] if found else 0):
+        partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
+        initial_epoch, start_step = partial_state["epoch"], partial_state["step"]
+        found = found or [(initial_epoch, path)]
     if found:
-        initial_epoch, path = found[-1]
+        if partial_state is None:
+            initial_epoch, path = found[-1]
         model = keras.models.load_model(path)  # its layers keep the precision they were built in
         truncate_history(run_dir / "history.csv", initial_epoch)
+        where = f", step {start_step} of {steps_per_epoch}" if start_step else ""
         print(f"Resuming {run_dir} from {path.name} (epoch {initial_epoch} of "
-              f"{config.total_epochs}).")
+              f"{config.total_epochs}{where}).")
     else:
         initial_epoch = 0
         with precision_policy(config.mixed_precision):
@@ -230,15 +244,31 @@ def _train(run_dir, config, verbose, train_data, test_data):
         callbacks.append(samples)
     # Last: the checkpoint must capture everything the epoch did, sample drawing included (in
     # the paper's inference mode it advances the dropout RNG), or a resumed run would diverge.
-    callbacks.append(EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard))
+    epoch_checkpoint = EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard)
+    every_steps, every_minutes = checkpoint_interval(config.checkpoint_every)
+    step_checkpoint = StepCheckpoint(run_dir, every_steps, every_minutes, steps_per_epoch,
+                                     epoch_checkpoint, guard)
+    callbacks += [step_checkpoint, epoch_checkpoint]
     start = time.perf_counter()
-    if initial_epoch < config.total_epochs:
+
+    def fit(dataset, epochs, first, extra=()):
         try:
-            model.fit(train_ds, epochs=config.total_epochs, initial_epoch=initial_epoch,
-                      validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+            model.fit(dataset, epochs=epochs, initial_epoch=first, validation_data=test_ds,
+                      callbacks=callbacks + list(extra), verbose=verbose,
                       shuffle=False)  # the dataset shuffles itself, seeded
         except tf.errors.InvalidArgumentError as error:
             raise _named_data_error(error, train_pairs, test_pairs) from error
+
+    if start_step:  # finish the interrupted epoch from its next step, then go on as usual
+        rest = pair_pipeline(train_pairs, augment=True, shuffle=True, skip_batches=start_step,
+                             epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False),
+                             **options)
+        fit(rest, initial_epoch + 1, initial_epoch,
+            [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
+        initial_epoch += 1
+        epoch_counter.assign(initial_epoch)
+    if initial_epoch < config.total_epochs and guard.bad is None:
+        fit(train_ds, config.total_epochs, initial_epoch)
     seconds = time.perf_counter() - start
     if guard.bad is not None:
         epoch, batch, key, value = guard.bad

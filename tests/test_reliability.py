@@ -156,3 +156,55 @@ def test_data_corrupted_during_training_is_named(tmp_path):
                          epochs=1, epochs_decay=0, samples=0)
     with pytest.raises(DataError, match=rf"changed after the start-up check:\n  {bad}: corrupt"):
         train(config, train_data=source, verbose=0)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_resumes_at_the_exact_step(tmp_path):
+    """A real SIGKILL inside an epoch: the resumed run's history and weights equal an
+    uninterrupted run's."""
+    import os
+    import signal
+    import time
+
+    from helpers import max_weight_diff
+
+    from pix2pix_tf.callbacks import PARTIAL_STATE
+
+    data = make_pairs(tmp_path / "data", n=48, size=32)  # 48 steps per epoch
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def command(run):
+        return [sys.executable, "-m", "pix2pix_tf.train", *args(data, run, epochs=2),
+                "--checkpoint-every", "5"]
+
+    straight = subprocess.run(command(tmp_path / "straight"), env=env, capture_output=True,
+                              text=True)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    process = subprocess.Popen(command(run), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state_file = run / "checkpoints" / PARTIAL_STATE
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and process.poll() is None:
+        try:  # wait for a mid-epoch checkpoint in the second epoch
+            state = json.loads(state_file.read_text())
+            if state["epoch"] == 1:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state is not None and state["epoch"] == 1 and 0 < state["step"] < 48
+    state = json.loads(state_file.read_text())  # the newest one written before the kill
+
+    resumed = subprocess.run(command(run), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"epoch 1 of 4, step {state['step']} of 48" in resumed.stdout
+    assert history(run) == history(tmp_path / "straight")
+    a = keras.models.load_model(tmp_path / "straight" / "model.keras")
+    b = keras.models.load_model(run / "model.keras")
+    assert max_weight_diff(a, b) == 0.0
+    assert not state_file.exists()  # the epoch checkpoints superseded it

@@ -142,10 +142,13 @@ def load_paired_dataset(
 def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_size=256,
                   preprocess="resize_and_crop", augment=True, shuffle=True, seed=0, epoch=None,
                   input_channels=None, output_channels=None, multiple=256,
-                  drop_remainder=False):
+                  drop_remainder=False, skip_batches=0):
     """The shared tail: per-epoch stateless shuffle keyed by (seed, epoch), direction, channel
     conversion, jitter and mirroring keyed by (seed, epoch, position), batching, prefetch.
-    Arguments as :func:`load_paired_dataset`; ``pairs`` is a PairSource."""
+    Arguments as :func:`load_paired_dataset`; ``pairs`` is a PairSource. ``skip_batches`` leaves
+    out the first batches of each epoch, keeping every later example's order and jitter: it
+    resumes an epoch where a mid-epoch checkpoint stopped (use such a dataset for that epoch
+    only)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
     if batch_size < 1:
@@ -191,7 +194,7 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
                 pairs.load, num_parallel_calls=AUTOTUNE, deterministic=True)
         else:
             records = pairs.stream(key if shuffle else None)
-        return records.enumerate().map(
+        return records.enumerate().skip(skip_batches * batch_size).map(
             lambda position, record: (
                 tf.random.experimental.stateless_fold_in(key, position), record))
 
@@ -199,7 +202,9 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
     dataset = dataset.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     batches = count // batch_size if drop_remainder else math.ceil(count / batch_size)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    if not 0 <= skip_batches < batches:
+        raise ValueError(f"skip_batches must be in [0, {batches}), got {skip_batches}.")
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches - skip_batches))
     return dataset.prefetch(AUTOTUNE)
 
 
