@@ -30,6 +30,8 @@ from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
 DIRECTIONS = ("AtoB", "BtoA")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "none")
 ON_ERROR = ("raise", "skip")
+#: ``TrainConfig.strategy``: see :mod:`pix2pix_tf.distribute`.
+STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
 MIXED_PRECISION = ("mixed_bfloat16", "mixed_float16")
 
 
@@ -128,6 +130,9 @@ class TrainConfig:
                                   "mixed_bfloat16 for CPUs with AMX/AVX512-BF16 and TPUs, "
                                   "mixed_float16 for NVIDIA GPUs (loss-scaled); changes the "
                                   "numerics slightly", "objective", MIXED_PRECISION)
+    strategy: str = option("none", "devices to train on: one, all GPUs of this machine "
+                           "(mirrored), several machines (multiworker, with TF_CONFIG), a TPU; "
+                           "batch_size is the global batch", "objective", STRATEGIES)
     # outputs
     run_dir: str = option("runs/pix2pix", "where checkpoints, samples, logs and the model go")
     sample_every: int = option(1, "epochs between sample grids")

@@ -12,11 +12,9 @@ Losses are summed per example and divided by the *global* batch size, so gradien
 ``tf.distribute`` sums over replicas, equal single-device gradients; under ``mixed_float16`` both
 optimizers are wrapped in ``LossScaleOptimizer`` and the step scales and unscales the losses.
 
-Known limitation: with TensorFlow 2.21, ``MirroredStrategy``'s default ``CollectiveAllReduce``
-fails on this two-optimizer step when the generator has dropout (a collective "shape mismatch":
-the replicas issue the D and G all-reduces in different orders). Pass
-``cross_device_ops=tf.distribute.ReductionToOneDevice()``
-to the strategy; that is what the tests do.
+Make strategies with :func:`pix2pix_tf.distribute.strategy`: TensorFlow's second
+``MirroredStrategy`` in a process reuses the first one's collective keys and fails ("Shape
+mismatch in the collective instance"); that helper makes one per device set and reuses it.
 
 Inputs may be a bare image batch or a dict of named inputs (``{"image": ..., **conditions}``),
 as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them: batches are

@@ -49,6 +49,7 @@ from pix2pix_tf.callbacks import (
 from pix2pix_tf.config import checkpoint_interval
 from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
 from pix2pix_tf.data.sources import find_corrupt, op_error_reason
+from pix2pix_tf.distribute import strategy
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
 from pix2pix_tf.networks import build_discriminator, build_generator
@@ -209,14 +210,15 @@ def _train(run_dir, config, verbose, train_data, test_data):
     if found:
         if partial_state is None:
             initial_epoch, path = found[-1]
-        model = keras.models.load_model(path)  # its layers keep the precision they were built in
+        with strategy(config.strategy).scope():  # layers keep the precision they were built in
+            model = keras.models.load_model(path)
         truncate_history(run_dir / "history.csv", initial_epoch)
         where = f", step {start_step} of {steps_per_epoch}" if start_step else ""
         print(f"Resuming {run_dir} from {path.name} (epoch {initial_epoch} of "
               f"{config.total_epochs}{where}).")
     else:
         initial_epoch = 0
-        with precision_policy(config.mixed_precision):
+        with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch)
 
     # The generator states the size multiple the pipeline must honour.

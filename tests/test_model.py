@@ -8,6 +8,7 @@ from conftest import dataset
 from helpers import max_weight_diff, tiny_model
 
 from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer
+from pix2pix_tf.distribute import strategy
 from pix2pix_tf.layers import BatchNorm
 
 
@@ -285,12 +286,10 @@ def test_mixed_precision_step_is_finite_and_loss_scaled(pairs):
 
 
 def mirrored_strategy(devices):
-    # TF 2.21's default CollectiveAllReduce mis-orders the D and G gradient all-reduces when
-    # the generator has dropout ("Shape mismatch in the collective instance"); see the note in
-    # pix2pix_tf/model.py. Reduction to one device is unaffected.
-    return tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
-    )
+    # With MirroredStrategy's default CollectiveAllReduce. pix2pix_tf.distribute.strategy() makes
+    # one per device set and reuses it: TensorFlow's second MirroredStrategy in a process would
+    # reuse the first one's collective keys (benchmarks/repro_collective_keys.py).
+    return strategy("mirrored", devices)
 
 
 def test_mirrored_strategy_matches_single_device(pairs):

@@ -11,6 +11,7 @@ from helpers import max_weight_diff, tiny_model
 
 from pix2pix_tf import FusedAdam, LinearDecay, default_optimizer
 from pix2pix_tf.config import preset
+from pix2pix_tf.distribute import strategy
 from pix2pix_tf.training import train
 
 
@@ -88,8 +89,7 @@ def test_fused_adam_under_mirrored_strategy_matches_single_device(pairs, monkeyp
 
     single, h1 = run(tf.distribute.OneDeviceStrategy(devices[0]))
     single_calls = len(calls)
-    mirrored, h2 = run(tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice()))
+    mirrored, h2 = run(strategy("mirrored", devices))
     assert single_calls > 0 and len(calls) - single_calls == 2 * single_calls  # per replica
     initial = tiny_model(seed=4, norm="none", dropout=False)
     assert max_weight_diff(single, initial) > 3e-4  # it trained: three steps of lr 2e-4
@@ -117,3 +117,17 @@ def test_mixed_bfloat16_training_option(tmp_path):
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         preset("quick", mixed_precision="float8")
+
+
+def test_train_with_the_mirrored_strategy_option(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    config = preset("quick", run_dir=str(tmp_path / "run"), crop_size=32, load_size=36,
+                    generator="unet", num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=1,
+                    epochs_decay=1, samples=0, batch_size=2, strategy="mirrored")
+    train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert model.g_optimizer.iterations.numpy() == 4  # 2 epochs x 2 global batches of 2
+    assert strategy("mirrored") is strategy("mirrored")  # made once per process, reused
+    with pytest.raises(ValueError, match="strategy must be one of none, mirrored, multiworker"):
+        preset("quick", strategy="gpus")
