@@ -190,7 +190,17 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
         return _train(run_dir, config, verbose, train_data, test_data)
 
 
+#: Why ``strategy="multiworker"`` stops before training (see the README, "Multi-device").
+MULTIWORKER_BLOCKED = (
+    "strategy 'multiworker': Keras 3's Model.fit does not run under "
+    "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585, open; with Keras 3.15 and "
+    "TF 2.21 even a plain Sequential model fails in fit's first batch, and past that in the "
+    "metric reduction). Train on one machine (--strategy mirrored for its GPUs) until it is fixed.")
+
+
 def _train(run_dir, config, verbose, train_data, test_data):
+    if config.strategy == "multiworker":
+        raise ValueError(MULTIWORKER_BLOCKED)
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 

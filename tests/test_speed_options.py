@@ -131,3 +131,13 @@ def test_train_with_the_mirrored_strategy_option(tmp_path):
     assert strategy("mirrored") is strategy("mirrored")  # made once per process, reused
     with pytest.raises(ValueError, match="strategy must be one of none, mirrored, multiworker"):
         preset("quick", strategy="gpus")
+
+
+def test_multiworker_training_stops_with_the_reason(tmp_path):
+    from pix2pix_tf.training import MULTIWORKER_BLOCKED
+
+    config = preset("quick", run_dir=str(tmp_path / "run"), strategy="multiworker")
+    with pytest.raises(ValueError, match="keras-team/keras#20585") as error:
+        train(config, verbose=0)
+    assert str(error.value) == MULTIWORKER_BLOCKED
+    assert not (tmp_path / "run" / "config.json").exists()
