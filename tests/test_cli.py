@@ -35,6 +35,14 @@ def make_pairs(folder, n=4, size=32, seed=0):
     return folder
 
 
+def assert_same_run(run_dir, reference_dir):
+    """A resumed run ended exactly like an uninterrupted one: history and final weights."""
+    assert history(run_dir) == history(reference_dir)
+    a = keras.models.load_model(Path(reference_dir) / "model.keras")
+    b = keras.models.load_model(Path(run_dir) / "model.keras")
+    assert max_weight_diff(a, b) == 0.0
+
+
 def history(run_dir):
     with open(Path(run_dir) / "history.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -119,10 +127,7 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(tmp_path):
                              text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"from epoch_{done:04d}.keras" in resumed.stdout
-    assert history(interrupted) == history(tmp_path / "straight")
-    a = keras.models.load_model(tmp_path / "straight" / "model.keras")
-    b = keras.models.load_model(interrupted / "model.keras")
-    assert max_weight_diff(a, b) == 0.0
+    assert_same_run(interrupted, tmp_path / "straight")
 
 
 def test_resuming_with_other_settings_is_refused(trained, capsys):
