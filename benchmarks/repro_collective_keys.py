@@ -13,8 +13,8 @@ tensorflow/python/distribute/mirrored_strategy.py): every MirroredStrategy makes
 instance 100, 101, ...; the runtime keeps the parameters of the first strategy's instance 100,
 and the second strategy's differently shaped all-reduce under the same keys is refused. It looked
 like a dropout problem in this project only because the failing test was the second one to build
-a strategy. pix2pix_tf.distribute.strategy() works around it by creating one MirroredStrategy per
-device set per process and reusing it.
+a strategy. pix2pix_tf.distribute.strategy() works around it by giving every MirroredStrategy it
+makes its own collective key range (and reusing one per device set).
 
     python benchmarks/repro_collective_keys.py           # fails on the second model (TF's bug)
     python benchmarks/repro_collective_keys.py --reuse   # pix2pix_tf's workaround: passes
@@ -52,7 +52,8 @@ def main():
         sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
         from pix2pix_tf.distribute import strategy
 
-        make = lambda: strategy("mirrored", DEVICES)  # noqa: E731
+        devices = iter([DEVICES, None])  # two strategies: the given devices, then the default
+        make = lambda: strategy("mirrored", next(devices))  # noqa: E731
     else:
         make = lambda: tf.distribute.MirroredStrategy(DEVICES)  # noqa: E731
     try:

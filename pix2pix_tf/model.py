@@ -14,7 +14,7 @@ optimizers are wrapped in ``LossScaleOptimizer`` and the step scales and unscale
 
 Make strategies with :func:`pix2pix_tf.distribute.strategy`: TensorFlow's second
 ``MirroredStrategy`` in a process reuses the first one's collective keys and fails ("Shape
-mismatch in the collective instance"); that helper makes one per device set and reuses it.
+mismatch in the collective instance"); that helper gives each strategy its own keys.
 
 Inputs may be a bare image batch or a dict of named inputs (``{"image": ..., **conditions}``),
 as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them: batches are
