@@ -136,9 +136,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         state = {"epoch": self._epoch, "step": step,
                  "lr": getattr(self.epoch_checkpoint, "_lr", None),
-                 "metrics": {m.name: [float(v) for v in keras.ops.convert_to_numpy(
-                     keras.ops.stack([keras.ops.cast(x, "float64") for x in m.variables]))]
-                     for m in self.model.train_metrics}}
+                 "metrics": {m.name: [float(keras.ops.convert_to_numpy(v)) for v in m.variables]
+                             for m in self.model.train_metrics}}
         # The state last: a partial.json always describes the partial.keras beside it.
         (self.folder / PARTIAL_STATE).unlink(missing_ok=True)
         save_atomically(self.model, self.folder / PARTIAL_MODEL)

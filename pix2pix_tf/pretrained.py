@@ -116,7 +116,11 @@ def pretrained_path(name, *, base_url=None, cache_dir=None):
 def check_recorded_hash(path):
     """Records ``path``'s SHA-256 beside it on first use; refuses a file that has changed since."""
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:  # in chunks: the published files are ~218 MB
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+    digest = sha.hexdigest()
     record = path.with_name(path.name + ".sha256")
     if record.exists():
         expected = record.read_text().split()[0]

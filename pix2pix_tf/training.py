@@ -13,7 +13,8 @@
 - ``.lock``: while a trainer runs, its PID and host (:class:`pix2pix_tf.rundir.RunLock`): a
   second trainer on the same directory is refused, a stale lock is taken over.
 
-Every file is written atomically; a failed write (a full disk, a read-only folder) stops training
+Every file it writes itself (all but TensorBoard's event files, which TensorFlow writes) is
+written atomically; a failed write (a full disk, a read-only folder) stops training
 with :class:`pix2pix_tf.rundir.RunWriteError` naming the path, and leaves the newest checkpoint
 loadable for the next run to resume from.
 
@@ -24,7 +25,6 @@ position, and the epoch's running losses, so the losses match an uninterrupted r
 """
 
 import contextlib
-import copy
 import dataclasses
 import json
 import shutil
@@ -48,7 +48,7 @@ from pix2pix_tf.callbacks import (
 )
 from pix2pix_tf.config import checkpoint_interval
 from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
-from pix2pix_tf.data.sources import find_corrupt, op_error_reason
+from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import strategy
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
@@ -155,14 +155,11 @@ def _check_resumable(run_dir, config):
 
 
 def _named_data_error(error, *sources):
-    """A data error inside the tf.data graph names no file: find the file and say which. (Files
+    """A data error inside the tf.data graph names no file: ask the sources which one. (Files
     are fully decoded before training, so this only happens to files that changed since, in
     sources too large to keep in memory.)"""
-    problems = []
-    for source in sources:
-        scan = getattr(source, "scan", None)
-        if scan is not None:
-            problems += find_corrupt(copy.copy(scan))
+    problems = [problem for source in sources if source is not None
+                for problem in source.bad_files()]
     if not problems:
         return DataError(f"the data pipeline failed: {op_error_reason(error)}")
     listed = "\n".join(f"  {path}: {message}" for path, message in problems[:10])
@@ -211,15 +208,14 @@ def _train(run_dir, config, verbose, train_data, test_data):
     steps_per_epoch = -(-len(train_pairs) // config.batch_size)
 
     found = checkpoints(run_dir / "checkpoints")
-    partial = read_partial(run_dir / "checkpoints")
+    initial_epoch, path = found[-1] if found else (0, None)
     start_step, partial_state = 0, None
-    if partial is not None and partial[0]["epoch"] == (found[-1][0] if found else 0):
+    partial = read_partial(run_dir / "checkpoints")
+    if partial is not None and partial[0]["epoch"] == initial_epoch:
         partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
-        initial_epoch, start_step = partial_state["epoch"], partial_state["step"]
-        found = found or [(initial_epoch, path)]
-    if found:
-        if partial_state is None:
-            initial_epoch, path = found[-1]
+        start_step = partial_state["step"]
+    resuming = path is not None
+    if resuming:
         with strategy(config.strategy).scope():  # layers keep the precision they were built in
             model = keras.models.load_model(path)
         truncate_history(run_dir / "history.csv", initial_epoch)
@@ -227,7 +223,6 @@ def _train(run_dir, config, verbose, train_data, test_data):
         print(f"Resuming {run_dir} from {path.name} (epoch {initial_epoch} of "
               f"{config.total_epochs}{where}).")
     else:
-        initial_epoch = 0
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch)
 
@@ -238,7 +233,7 @@ def _train(run_dir, config, verbose, train_data, test_data):
                              **options)
     test_ds = None if test_pairs is None else pair_pipeline(test_pairs, augment=False,
                                                             shuffle=False, **options)
-    if not found:  # only now: a run that failed to start leaves nothing to resume
+    if not resuming:  # only now: a run that failed to start leaves nothing to resume
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
 

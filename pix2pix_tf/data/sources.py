@@ -23,6 +23,7 @@ splits a source has, so that a missing validation split is a decision, not a swa
 """
 
 import concurrent.futures
+import copy
 import os
 from pathlib import Path
 
@@ -115,6 +116,11 @@ class PairSource:
         ``key`` (a stateless-RNG key tensor; ``None``: stored order)."""
         raise NotImplementedError
 
+    def bad_files(self):
+        """``[(path, problem)]`` for stored data that no longer decodes (asked after a data
+        error during training, to name the file); sources that cannot tell return ``[]``."""
+        return []
+
 
 def op_error_reason(error):
     """The cause line of a TensorFlow op error (e.g. 'Invalid PNG data, size 24708'), without
@@ -130,17 +136,23 @@ def _decoded_shape(data):
     return tf.shape(decode(data))
 
 
-def find_corrupt(scan, workers=None):
+def find_corrupt(scan, contents=None, workers=None):
     """Decodes every file of ``scan`` in full with the decoder training uses, moving pairs with a
     file that fails (corrupt data behind a good header) or decodes to another size than its
-    header states into ``scan.problems``. Returns the problems found."""
+    header states into ``scan.problems``. Returns the problems found.
+
+    ``contents``: ``{path: bytes}`` already read (files not in it are read from disk).
+    """
     files = [(pair, info) for pair in scan.pairs for info in (pair.a, pair.b) if info is not None]
+    contents = contents or {}
 
     def check(item):
         pair, info = item
         try:
-            with open(info.path, "rb") as f:
-                height, width = _decoded_shape(tf.constant(f.read())).numpy()[:2]
+            data = contents.get(info.path)
+            if data is None:
+                data = info.path.read_bytes()
+            height, width = _decoded_shape(tf.constant(data)).numpy()[:2]
         except tf.errors.OpError as error:
             reason = op_error_reason(error)
             return pair, info.path, f"corrupt image data ({reason}): re-download or re-export it"
@@ -167,7 +179,15 @@ class FolderSource(PairSource):
         if isinstance(root, str) and root == "demo":
             root = DEMO_DIR
         scan = scan_pairs(root, split, crop_size=crop_size)
-        find_corrupt(scan)  # the headers were fine; now every pixel, with training's decoder
+        # Each file is read once: its bytes are checked here and, if they fit, kept for training.
+        in_memory = cache and sum(p.nbytes for p in scan.pairs) <= CACHE_BYTES
+        contents = {}
+        if in_memory:
+            for pair in scan.pairs:
+                for info in (pair.a, pair.b):
+                    if info is not None:
+                        contents[info.path] = info.path.read_bytes()
+        find_corrupt(scan, contents)  # the headers were fine; now every pixel, as training decodes
         self.scan = check_scan(scan, on_error)
         self.name = str(self.scan.root)
         pairs = self.scan.pairs
@@ -176,19 +196,19 @@ class FolderSource(PairSource):
         self.b_channels = self.a_channels if self.side_by_side else max(p.b.channels
                                                                         for p in pairs)
         self.sizes = {p.size for p in pairs}
-        a_paths = [str(p.a.path) for p in pairs]
-        b_paths = [""] * len(pairs) if self.side_by_side else [str(p.b.path) for p in pairs]
-        if cache and sum(p.nbytes for p in pairs) <= CACHE_BYTES:
-            def read(path):
-                if not path:
-                    return b""
-                with open(path, "rb") as f:
-                    return f.read()
-
-            self._a, self._b, self._in_memory = (tf.constant([read(p) for p in a_paths]),
-                                                 tf.constant([read(p) for p in b_paths]), True)
+        a_files = [p.a.path for p in pairs]
+        b_files = [None if p.b is None else p.b.path for p in pairs]
+        self._in_memory = in_memory
+        if in_memory:
+            self._a = tf.constant([contents[f] for f in a_files])
+            self._b = tf.constant([b"" if f is None else contents[f] for f in b_files])
         else:
-            self._a, self._b, self._in_memory = tf.constant(a_paths), tf.constant(b_paths), False
+            self._a = tf.constant([str(f) for f in a_files])
+            self._b = tf.constant(["" if f is None else str(f) for f in b_files])
+
+    def bad_files(self):
+        # A copy of the scan: the source itself keeps serving what it was built with.
+        return find_corrupt(copy.copy(self.scan))
 
     def __len__(self):
         return len(self.scan.pairs)
