@@ -6,6 +6,9 @@
 >>> pairs = load_paired_dataset("demo")   # or a folder, arrays, or a TFDS name
 >>> model.fit(pairs, epochs=200)
 
+``InstructPix2Pix`` is the instruction-conditioned editor (image + "make it sepia" -> edited
+image); ``EDITS`` is the registry of the bundled edits it trains on by default.
+
 The names below are imported on first use, so ``import pix2pix_tf`` (and the command-line
 entry points, which set TensorFlow's log level first) do not load TensorFlow up front.
 """
@@ -22,6 +25,7 @@ _EXPORTS = {
     "GENERATORS": "pix2pix_tf.networks",
     "Generator": "pix2pix_tf.networks",
     "INFERENCE_MODES": "pix2pix_tf.layers",
+    "InstructPix2Pix": "pix2pix_tf.instruct",
     "LinearDecay": "pix2pix_tf.schedules",
     "PRETRAINED": "pix2pix_tf.pretrained",
     "PairSource": "pix2pix_tf.data",

@@ -209,8 +209,11 @@ class SampleGrid(keras.callbacks.Callback):
     def draw(self, name, step=None, title=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         outputs = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
+        texts = self.inputs.get("instruction") if isinstance(self.inputs, dict) else None
         pixels = sample_grid(image_of(self.inputs), self.targets, outputs,
-                             self.folder / f"{name}.png", title=title)
+                             self.folder / f"{name}.png", title=title,
+                             row_labels=None if texts is None else [
+                                 t.decode() if isinstance(t, bytes) else str(t) for t in texts])
         if self.show:
             from IPython.display import Image as ShowImage
             from IPython.display import display

@@ -140,38 +140,55 @@ def hue_rotate_180(image):
 register_edit("grayscale", grayscale, [
     "make it black and white", "convert to grayscale", "remove the colour", "desaturate it fully",
     "turn it into a black-and-white photo", "make it monochrome", "drain all the colour",
-    "grayscale please",
+    "grayscale please", "make it grey", "convert it to gray", "no colour please",
+    "strip the color", "turn it gray", "make the photo colorless", "remove all color",
+    "shades of grey only",
 ], ["take the color out", "render it in shades of gray", "black and white version"])
 register_edit("invert", invert, [
     "invert the colours", "make a negative", "invert it", "turn it into a photo negative",
     "swap light and dark", "reverse all the colours", "negative image please",
-    "make the darks light and the lights dark",
+    "make the darks light and the lights dark", "negative please", "invert the image",
+    "flip the colours to their negatives", "show the photo as a negative",
+    "turn every pixel into its opposite", "invert the photo", "film negative effect",
 ], ["make it look like a film negative", "invert every pixel", "invert the picture"])
 register_edit("brighter", brighter, [
     "make it brighter", "brighten it", "lighten the image", "increase the brightness",
     "more light please", "brighten it up", "make it lighter", "raise the exposure",
+    "the photo is too dark", "make it bright", "brighter please", "lighten it",
+    "boost the brightness", "increase the exposure", "more brightness", "light it up",
 ], ["it is too dark, fix that", "add brightness", "make everything lighter"])
 register_edit("darker", darker, [
     "make it darker", "darken it", "reduce the brightness", "lower the exposure",
     "make it dimmer", "less light please", "darken the image", "turn the brightness down",
+    "the photo is too bright", "make it dark", "darker please", "dim the image",
+    "decrease the brightness", "tone down the light", "less brightness", "make it dim",
 ], ["it is too bright, tone it down", "make everything darker", "dim it"])
 register_edit("blur", blur, [
     "blur it", "make it blurry", "soften the image", "apply a gaussian blur", "defocus it",
-    "make it out of focus", "smooth it out", "add some blur",
+    "make it out of focus", "smooth it out", "add some blur", "blur the image",
+    "make it fuzzy looking", "soft focus please", "make it soft", "blur the photo",
+    "blurry please", "make it less sharp", "unsharpen the picture",
 ], ["make it fuzzy", "blur the whole picture", "give it a soft focus"])
 register_edit("edge_sketch", edge_sketch, [
     "make an edge sketch", "turn it into a line drawing", "draw the outlines",
     "sketch the edges", "make it look like a pencil sketch", "show only the edges",
-    "convert to an outline drawing", "trace the contours",
+    "convert to an outline drawing", "trace the contours", "sketch it", "edge detection",
+    "draw it as a sketch", "make a drawing of the edges", "outline the shapes",
+    "pencil drawing please", "show the outlines", "edges only",
 ], ["edge drawing please", "make a sketch of it", "outline everything"])
 register_edit("sepia", sepia, [
     "make it sepia", "apply a sepia tone", "give it an old photo look", "sepia please",
     "make it look antique", "tone it brown like an old print", "vintage sepia effect",
-    "age the photo",
+    "age the photo", "sepia tone please", "make it old", "old photo style",
+    "make it look vintage", "brown vintage look", "give it an aged look",
+    "sepia filter please", "warm brown old style",
 ], ["make it look like an old photograph", "add a sepia filter", "brownish vintage tone"])
 register_edit("hue_180", hue_rotate_180, [
     "rotate the hue by 180 degrees", "shift every colour to its opposite hue",
     "turn the hue halfway round", "swap the hues", "change every colour to its complement",
     "hue shift by half a turn", "rotate the colours around the wheel", "complementary colours",
+    "opposite colours please", "invert the hue", "shift the hue 180 degrees",
+    "complement every colour", "rotate the hue", "swap each color for its opposite hue",
+    "turn the colours to their complements", "hue rotation",
 ], ["turn the hue 180 degrees", "make each colour its complementary hue",
     "opposite hues please"])

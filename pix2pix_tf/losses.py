@@ -84,6 +84,18 @@ def discriminator_loss(real_logits, fake_logits, gan_mode="vanilla"):
     return 0.5 * (gan_loss(real_logits, True, gan_mode) + gan_loss(fake_logits, False, gan_mode))
 
 
+def matching_discriminator_loss(real_logits, fake_logits, wrong_logits, wrong_weight,
+                                gan_mode="vanilla"):
+    """Per-example loss of a matching-aware discriminator (GAN-INT-CLS; ManiGAN's averaging):
+    ``(loss(real -> 1) + (loss(fake -> 0) + w * loss(real with a wrong instruction -> 0)) /
+    (1 + w)) / 2``. ``wrong_weight`` (per example) is 0 where there is no valid wrong
+    instruction, which leaves the plain :func:`discriminator_loss`."""
+    weight = ops.cast(wrong_weight, "float32")
+    fakes = (gan_loss(fake_logits, False, gan_mode)
+             + weight * gan_loss(wrong_logits, False, gan_mode)) / (1.0 + weight)
+    return 0.5 * (gan_loss(real_logits, True, gan_mode) + fakes)
+
+
 def generator_loss(fake_logits, target, output, lambda_l1=100.0, lambda_gan=1.0,
                    gan_mode="vanilla", feature_matching=None, lambda_feat=0.0):
     """Per-example G losses as a dict: ``gan``, ``l1`` and ``total`` = lambda_gan*gan +

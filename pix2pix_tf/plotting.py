@@ -30,9 +30,10 @@ def displayable(image):
     return image[..., :3]
 
 
-def image_grid(columns, labels, path, title=None, cell=3.0):
+def image_grid(columns, labels, path, title=None, cell=3.0, row_labels=None):
     """Saves a grid with one row per example and one column per image kind (e.g. input,
-    target, outputs of several models). Returns the figure as an RGB array."""
+    target, outputs of several models), ``row_labels`` (e.g. instructions) written left of
+    each row. Returns the figure as an RGB array."""
     rows = len(columns[0])
     fig, axes = _figure(rows, len(columns), cell * len(columns), cell * rows)
     for r in range(rows):
@@ -44,6 +45,8 @@ def image_grid(columns, labels, path, title=None, cell=3.0):
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(labels[c][:24])
+            if c == 0 and row_labels is not None:
+                ax.set_ylabel(_wrap(row_labels[r]), fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -52,9 +55,21 @@ def image_grid(columns, labels, path, title=None, cell=3.0):
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def sample_grid(inputs, targets, outputs, path, title=None):
-    """input | target | output, one row per example."""
-    return image_grid([inputs, targets, outputs], ["input", "target", "output"], path, title)
+def _wrap(text, width=22):
+    lines, line = [], ""
+    for word in str(text).split():
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join(lines + [line])
+
+
+def sample_grid(inputs, targets, outputs, path, title=None, row_labels=None):
+    """input | target | output, one row per example (labelled, e.g. with its instruction)."""
+    return image_grid([inputs, targets, outputs], ["input", "target", "output"], path, title,
+                      row_labels=row_labels)
 
 
 def loss_curves(history_csv, path):

@@ -48,14 +48,17 @@ from pix2pix_tf.callbacks import (
 )
 from pix2pix_tf.config import checkpoint_interval
 from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
+from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import strategy
+from pix2pix_tf.instruct import InstructPix2Pix
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
 from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
+from pix2pix_tf.text import build_vocabulary
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
@@ -66,21 +69,36 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the newest checkpoint is the last good state."""
 
 
-def build_model(config, input_channels, output_channels, steps_per_epoch):
-    """The compiled :class:`Pix2Pix` that ``config`` describes: the one place where a training
-    config becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
+def build_model(config, input_channels, output_channels, steps_per_epoch, vocabulary=None):
+    """The compiled :class:`Pix2Pix` (or, for ``task="instruct"``, :class:`InstructPix2Pix`
+    knowing ``vocabulary``) that ``config`` describes: the one place where a training config
+    becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
     objective = TABLE1_OBJECTIVES[config.objective]
     lambda_gan = objective["lambda_gan"]
     lambda_l1 = config.lambda_l1 if objective["lambda_l1"] > 0 else 0.0
+    text = {}
+    if config.task == "instruct":
+        text = dict(vocabulary_size=len(vocabulary) + 2, sequence_length=config.sequence_length,
+                    text_dim=config.text_dim)
     generator = build_generator(config.generator, input_channels, output_channels,
-                                **config.generator_options())
+                                **config.generator_options(), **text)
     discriminator = None
     if lambda_gan > 0:
         discriminator = build_discriminator(config.discriminator, input_channels,
-                                            output_channels, **config.discriminator_options())
-    model = Pix2Pix(generator, discriminator, lambda_l1=lambda_l1, lambda_gan=lambda_gan,
-                    gan_mode=config.gan_mode, inference_mode=config.inference_mode,
-                    lambda_feat=config.lambda_feat, training_config=config.to_dict())
+                                            output_channels, **config.discriminator_options(),
+                                            **text)
+    common = dict(lambda_l1=lambda_l1, lambda_gan=lambda_gan, gan_mode=config.gan_mode,
+                  inference_mode=config.inference_mode, lambda_feat=config.lambda_feat,
+                  training_config=config.to_dict())
+    if config.task == "instruct":
+        model = InstructPix2Pix(generator, discriminator, vocabulary=vocabulary,
+                                sequence_length=config.sequence_length, text_dim=config.text_dim,
+                                instruction_dropout=config.instruction_dropout,
+                                word_dropout=config.word_dropout,
+                                lambda_mismatch=config.lambda_mismatch, seed=config.seed,
+                                **common)
+    else:
+        model = Pix2Pix(generator, discriminator, **common)
 
     def optimizer():
         schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch,
@@ -122,18 +140,26 @@ def model_channels(config, pairs):
     return config.input_channels or found[0], config.output_channels or found[1]
 
 
+def open_data(config, data, split):
+    """The PairSource of ``data`` (the config's, or one given) for ``split``, for the task."""
+    if config.task == "instruct":
+        return open_instruction_source(data, split, columns=config.columns,
+                                       size=config.edit_size, seed=config.seed)
+    return open_source(data, split, on_error=config.on_error,
+                       crop_size=config.crop_size if config.preprocess == "crop" else None)
+
+
 def validation_source(config, test_data=None):
     """The pairs validated on: ``test_data`` if given, else the data's test split, else its
     val split; ``None`` (said aloud) when the data has neither. A split that exists but is
     broken is an error, never a silent "no validation"."""
-    source_args = dict(crop_size=config.crop_size if config.preprocess == "crop" else None,
-                       on_error=config.on_error)
     if test_data is not None:
-        return open_source(test_data, "test", **source_args)
-    splits = available_splits(config.data)
+        return open_data(config, test_data, "test")
+    splits = (instruction_splits(config.data) if config.task == "instruct"
+              else available_splits(config.data))
     for split in ("test", "val"):
         if split in splits:
-            return open_source(config.data, split, **source_args)
+            return open_data(config, config.data, split)
     print(f"note: {config.data} has no test/ or val/ split, so training runs without "
           "validation metrics. Add a test/ folder (or pass test_data=) to track them.")
     return None
@@ -201,9 +227,8 @@ def _train(run_dir, config, verbose, train_data, test_data):
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
-    train_pairs = open_source(train_data if train_data is not None else config.data, "train",
-                              crop_size=config.crop_size if config.preprocess == "crop" else None,
-                              on_error=config.on_error)
+    train_pairs = open_data(config, train_data if train_data is not None else config.data,
+                            "train")
     test_pairs = validation_source(config, test_data)
     steps_per_epoch = -(-len(train_pairs) // config.batch_size)
 
@@ -224,7 +249,11 @@ def _train(run_dir, config, verbose, train_data, test_data):
               f"{config.total_epochs}{where}).")
     else:
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
-            model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch)
+            vocabulary = None
+            if config.task == "instruct":
+                vocabulary = build_vocabulary(train_pairs.instructions)
+            model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
+                                vocabulary)
 
     # The generator states the size multiple the pipeline must honour.
     options = dict(pipeline_options(config), multiple=model.generator.size_multiple)

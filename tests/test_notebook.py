@@ -38,3 +38,32 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # pairs, jitter, progress grid, loss curves, result
+
+
+INSTRUCT_NOTEBOOK = NOTEBOOK.parent / "instruct.ipynb"
+
+
+def test_instruct_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(INSTRUCT_NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+
+
+@pytest.mark.slow
+def test_instruct_notebook_trains_and_edits(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIX2PIX_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    notebook = nbformat.read(INSTRUCT_NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+                     for o in c.outputs)
+    assert "held out: 'take the color out'" in text
+    assert "chance (1/K, K=8)" in text and "copy the input" in text
+    assert "reloaded model edits identically: True" in text
+    assert "served with an instruction string: (1, 16, 16, 3)" in text
+    assert (tmp_path / "exports" / "pix2pix_vocabulary.txt").is_file()
+    images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # examples, edits, confusion matrix

@@ -4,6 +4,12 @@ Reports L1, PSNR, SSIM and the paper's Lab colour-histogram intersection for the
 baselines computed in the same run: identity (output = input, when channel counts allow) and any
 ``--compare`` models (e.g. the same generator trained with ``--objective L1``). Writes a table
 (printed, and metrics.json), a side-by-side PNG grid and a small HTML report.
+
+Instruction editors (``--task instruct`` models) are scored by :mod:`pix2pix_tf.instruct_eval`
+on held-out photos with held-out phrasings of the registered edits: instruction accuracy, L1,
+PSNR and SSIM to the requested edit's target, beside chance (1/K), copying the input, the same
+model with an empty instruction, and any ``--compare`` models (e.g. the no-text baseline,
+trained with ``--instruction-dropout 1``); plus a confusion matrix and an edit grid.
 """
 
 import argparse
@@ -35,7 +41,10 @@ def parser():
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True,
                    help="a .keras model from pix2pix_tf.train, or pretrained:NAME")
-    p.add_argument("--data", required=True, help="'demo', a folder, or a TFDS name")
+    p.add_argument("--data", help="'demo', a folder, or a TFDS name; for instruction editors "
+                   "'edits' (default) or 'edits:PHOTOS'")
+    p.add_argument("--phrasings", choices=["held_out", "train"], default="held_out",
+                   help="instruction editors: which phrasings of the edits to ask with")
     p.add_argument("--split", default="test")
     p.add_argument("--direction", choices=["AtoB", "BtoA"],
                    help="default: the model's own (its training run or model card), else AtoB")
@@ -107,6 +116,7 @@ def main(argv=None):
     from pix2pix_tf.callbacks import first_examples
     from pix2pix_tf.data import DataError, load_paired_dataset
     from pix2pix_tf.inference import load_model, model_label, saved_direction
+    from pix2pix_tf.instruct import InstructPix2Pix
     from pix2pix_tf.networks import as_generator, image_of
     from pix2pix_tf.plotting import image_grid
 
@@ -116,6 +126,10 @@ def main(argv=None):
         if len(set(names)) != len(names):  # clashing file names: use the paths
             names = paths
         models = {name: load_model(p) for name, p in zip(names, paths)}
+        if isinstance(models["model"], InstructPix2Pix):
+            return evaluate_editor(args, models)
+        if args.data is None:
+            raise ValueError("give --data: 'demo', a folder, or a TFDS name.")
         generator = as_generator(next(iter(models.values())))
         channels_in, channels_out = generator.input_channels, generator.output_channels
         multiples = {as_generator(m).size_multiple for m in models.values()}
@@ -162,6 +176,79 @@ def main(argv=None):
     print(info)
     print(table(rows))
     print(f"report: {output / 'report.html'}, grid: {output / 'samples.png'}")
+    return EXIT_OK
+
+
+def evaluate_editor(args, models):
+    """The instruction-editing evaluation (see the module docstring)."""
+    from pix2pix_tf.data import DataError
+    from pix2pix_tf.data.instructions import EDITS_DATA, load_images
+    from pix2pix_tf.instruct import InstructPix2Pix
+    from pix2pix_tf.instruct_eval import (
+        confusion_figure,
+        copy_input,
+        edit_grid,
+        evaluate_instructions,
+        instruction_table,
+        test_crops,
+    )
+
+    data = args.data or EDITS_DATA
+    if not (data == EDITS_DATA or data.startswith(EDITS_DATA + ":")):
+        return fail("instruction accuracy is measured on the registered edits: give --data "
+                    "edits or edits:PHOTOS (a folder of photos, never used in training).",
+                    EXIT_BAD_INPUT)
+    model = models["model"]
+    settings = model.training_config or {}
+    size, crop = settings.get("edit_size", 128), settings.get("crop_size", 64)
+    try:
+        photos = load_images(data[len(EDITS_DATA) + 1:] or None, size=size, split=args.split)
+    except DataError as error:
+        return fail(error, EXIT_BAD_INPUT)
+    images = test_crops(photos, crop)
+    output = Path(args.output) if args.output else Path(args.model).parent / "evaluation"
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, candidate in models.items():
+        if not isinstance(candidate, InstructPix2Pix):
+            return fail(f"{name} is not an instruction editor.", EXIT_BAD_INPUT)
+        if args.inference_mode:
+            candidate.inference_mode = args.inference_mode
+        label = "model" if name == "model" else name
+        if not candidate.uses_text:
+            label += " (no text)"
+        print(f"scoring {label} on {len(images)} held-out images")
+        rows.append((label, evaluate_instructions(candidate, images, phrasings=args.phrasings)))
+    result = rows[0][1]
+
+    def empty(batch, texts):
+        x = batch * 2.0 - 1.0
+        out = model.generator({"image": x, "tokens": np.zeros((len(x), model.sequence_length),
+                                                              np.int32)}, training=False)
+        return (np.asarray(out) + 1.0) / 2.0
+
+    rows.append(("model, empty instruction", evaluate_instructions(
+        None, images, phrasings=args.phrasings, outputs_fn=empty)))
+    rows.append(("copy the input", evaluate_instructions(None, images, phrasings=args.phrasings,
+                                                          outputs_fn=copy_input)))
+    k = len(result["edits"])
+    text = instruction_table(rows, k)
+    info = (f"{len(images)} held-out {crop}x{crop} images ({data}, split {args.split}) x {k} "
+            f"edits x {args.phrasings} phrasings; {result['counted']} examples counted, "
+            f"{result['excluded']} excluded as ties (two edits' targets nearly equal)")
+    confusion_figure(result, output / "confusion.png")
+    edit_grid(result, output / "samples.png")
+    report = {"info": info, "results": {label: {key: r[key] for key in (
+        "accuracy", "counted", "excluded", "l1", "psnr", "ssim")} for label, r in rows},
+        "per_phrasing": result["per_phrasing"],
+        "confusion": {"edits": result["edits"], "counts": result["confusion"].tolist()}}
+    (output / "metrics.json").write_text(json.dumps(report, indent=2))
+    print(info)
+    print(text)
+    worst = sorted(result["per_phrasing"].items(), key=lambda item: item[1])[:3]
+    print("hardest phrasings: " + ", ".join(f"{p!r} {a:.2f}" for p, a in worst))
+    print(f"confusion matrix: {output / 'confusion.png'}, grid: {output / 'samples.png'}, "
+          f"numbers: {output / 'metrics.json'}")
     return EXIT_OK
 
 

@@ -42,7 +42,9 @@ def parser():
     p.add_argument("--size", type=int, help="TFLite input side, fixed at export (square; "
                    "default: the model's training crop, else 256; export_model(image_size=(h, "
                    "w)) takes any shape)")
-    p.add_argument("--inference-mode", choices=INFERENCE_MODES, default="deterministic")
+    p.add_argument("--inference-mode", choices=INFERENCE_MODES,
+                   help="default: the model's own mode, except that 'paper' (dropout at test "
+                        "time) exports as 'deterministic'")
     p.add_argument("--calibration-data", help="training images for full-int8 TFLite: 'demo', a "
                                               "folder, or a TFDS name (default: the model's "
                                               "training data)")
@@ -78,12 +80,34 @@ def _images(source, split, size, channels, count, direction):
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
+def _edit_examples(model, size, count):
+    """Up to ``count`` (inputs, instructions, targets) of an instruction editor's data (its
+    test split if it has one), centre-cropped to ``size``."""
+    import numpy as np
+
+    from pix2pix_tf.data import pair_pipeline
+    from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
+
+    trained = model.training_config or {}
+    data = trained.get("data") or "edits"
+    split = "test" if "test" in instruction_splits(data) else "train"
+    source = open_instruction_source(data, split, columns=trained.get("columns"),
+                                     size=trained.get("edit_size", 128))
+    dataset = pair_pipeline(source, batch_size=1, preprocess="crop", crop_size=size[0],
+                            multiple=1, augment=False, shuffle=False)
+    rows = [(x["image"].numpy()[0], x["instruction"].numpy()[0].decode(), y.numpy()[0])
+            for x, y in dataset.take(count)]
+    return (np.stack([r[0] for r in rows]), [r[1] for r in rows], np.stack([r[2] for r in rows]),
+            data)
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     from pix2pix_tf.data import DataError
     from pix2pix_tf.export import TFLITE_TYPES as TYPES
     from pix2pix_tf.export import export_model
     from pix2pix_tf.inference import load_model, model_label, saved_direction
+    from pix2pix_tf.instruct import InstructPix2Pix
     from pix2pix_tf.networks import as_generator
 
     model_path = args.model or newest_run_model()
@@ -103,7 +127,16 @@ def main(argv=None):
         side = args.size or trained.get("crop_size") or 256
         size = (side, side)
         calibration_source = args.calibration_data or trained.get("data")
-        calibration = None
+        calibration = instructions = None
+        editor = isinstance(model, InstructPix2Pix)
+        if editor and "int8" in tflite:
+            if args.tflite and "int8" in args.tflite:
+                raise DataError("full-int8 TFLite of an instruction editor is not offered: its "
+                                "calibration would need instructions too. Use float16 or "
+                                "dynamic_int8.")
+            tflite = tuple(k for k in tflite if k != "int8")
+            print("note: skipping full-int8 TFLite for an instruction editor (float32, float16 "
+                  "and dynamic_int8 take token ids).")
         if "int8" in tflite:
             if calibration_source is None:
                 if args.tflite and "int8" in args.tflite:
@@ -120,17 +153,23 @@ def main(argv=None):
                     print(f"calibrating full-int8 TFLite on the training data {calibration_source}")
         test_source = args.test_data or calibration_source
         images = targets = None
-        if test_source is not None:
+        if editor:
+            images, instructions, targets, test_source = _edit_examples(model, size,
+                                                                        args.images)
+        elif test_source is not None:
             images, targets = _images(test_source, "test", size, channels, args.images, direction)
         else:
             print("note: no --test-data and no recorded training data: artifacts are written "
                   "but not verified.")
         output = Path(args.output or Path("exports") / model_label(model_path))
+        mode = args.inference_mode or (
+            "deterministic" if model.inference_mode == "paper" else model.inference_mode)
         reports = export_model(model, output, saved_model=everything or args.saved_model,
                                tflite=tflite, onnx=everything or args.onnx, name=args.name,
                                version=args.version, image_size=size,
-                               inference_mode=args.inference_mode, calibration=calibration,
-                               test_images=images, test_targets=targets)
+                               inference_mode=mode, calibration=calibration,
+                               test_images=images, test_targets=targets,
+                               test_instructions=instructions)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     if images is not None:

@@ -26,6 +26,9 @@ EXAMPLES = """examples:
   python -m pix2pix_tf.train --generator resnet_9blocks       # the reference ResNet generator
   python -m pix2pix_tf.train --objective L1 --run-dir runs/l1 # Table 1's L1-only baseline
   python -m pix2pix_tf.train --run-dir runs/mine              # again after Ctrl-C: resumes
+  python -m pix2pix_tf.train --task instruct                  # image + instruction -> edit
+  python -m pix2pix_tf.train --task instruct --data my_edits/ --columns \
+      input=source,instruction=prompt,target=edited          # metadata.jsonl data
 
 exit codes: 0 done, 1 error (e.g. a failed write), 2 bad input (or the run directory is in use), 3 loss
 diverged (NaN/Inf), 130 interrupted
@@ -39,9 +42,10 @@ def parser():
     p = argparse.ArgumentParser(
         prog="python -m pix2pix_tf.train", description="Train a pix2pix model; resumable.",
         epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                   help="base settings: quick = demo data, small nets, minutes on 2 CPU cores; "
-                        "paper = the paper's facades recipe")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="base settings: quick (default) = demo data, small nets, minutes on 2 "
+                        "CPU cores; paper = the paper's facades recipe; instruct (default with "
+                        "--task instruct) = the bundled edits, small nets, under 15 minutes")
     p.add_argument("--fresh", action="store_true", help="delete the run directory first "
                                                         "instead of resuming")
     p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
@@ -72,8 +76,9 @@ def config_from_args(args):
     """The :class:`TrainConfig` of the preset with every given flag applied."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    overrides.setdefault("run_dir", f"runs/{args.preset}")
-    return preset(args.preset, **overrides)
+    name = args.preset or ("instruct" if overrides.get("task") == "instruct" else "quick")
+    overrides.setdefault("run_dir", f"runs/{name}")
+    return preset(name, **overrides)
 
 
 def main(argv=None):

@@ -20,7 +20,9 @@ import tensorflow as tf
 
 from pix2pix_tf.config import DIRECTIONS, PREPROCESS_MODES
 from pix2pix_tf.data.files import DataError
+from pix2pix_tf.data.instructions import names_side_tensor
 from pix2pix_tf.data.sources import open_source, to_channels
+from pix2pix_tf.text import INSTRUCTION
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -40,7 +42,8 @@ def scale_width_size(height, width, load_size, multiple):
 
 
 def transform(a, b, key, *, preprocess, load_size, crop_size, multiple, augment, flip):
-    """Applies the same geometric transform to ``a`` and ``b`` (float32 in [0, 1])."""
+    """Applies the same geometric transform to ``a`` and ``b`` (float32 in [0, 1]).
+    ``flip``: mirror at random (True), never (False), or where a boolean tensor says so."""
     ca = a.shape[-1]
     pair = tf.concat([a, b], axis=-1)  # one tensor: every op below treats both alike
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
@@ -64,8 +67,9 @@ def transform(a, b, key, *, preprocess, load_size, crop_size, multiple, augment,
         pair = tf.image.resize(pair, tf.stack([new_h, load_size]), method="bicubic", antialias=True)
     elif preprocess == "none":
         pair = _pad_to_multiple(pair, multiple)
-    if flip:
-        pair = tf.image.stateless_random_flip_left_right(pair, seed=flip_key)
+    if flip is not False:  # True, or a boolean tensor: may this example be mirrored?
+        flipped = tf.image.stateless_random_flip_left_right(pair, seed=flip_key)
+        pair = flipped if flip is True else tf.where(flip, flipped, pair)
     pair = tf.clip_by_value(pair, 0.0, 1.0) * 2.0 - 1.0  # bicubic overshoots; then to [-1, 1]
     return pair[..., :ca], pair[..., ca:]
 
@@ -179,8 +183,11 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
         a, b = to_channels(record["a"], channels_a), to_channels(record["b"], channels_b)
         if direction == "BtoA":
             a, b = b, a
+        flip = augment
+        if augment and INSTRUCTION in pairs.extras:  # "... on the left" must stay on the left
+            flip = tf.logical_not(names_side_tensor(record[INSTRUCTION]))
         a, b = transform(a, b, key, preprocess=preprocess, load_size=load_size,
-                         crop_size=crop_size, multiple=multiple, augment=augment, flip=augment)
+                         crop_size=crop_size, multiple=multiple, augment=augment, flip=flip)
         extras = {name: record[name] for name in pairs.extras}
         return ({"image": a, **extras}, b) if extras else (a, b)
 

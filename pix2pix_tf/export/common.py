@@ -21,32 +21,54 @@ def condition_specs(generator):
             for name, tensor in generator.condition_inputs.items()]
 
 
-def translate_function(generator, image_spec, prepare=None, finish=None):
+def translate_function(generator, image_spec, prepare=None, finish=None, conditions=None,
+                       convert=None):
     """The generator as a ``tf.function`` with a flat input signature: ``image_spec`` (named
     ``images`` by convention) followed by the contract's other inputs. ``prepare`` maps the
     image tensor before the generator (decoding, checks), ``finish`` maps the output; the result
-    is ``{"output": ...}``. Every export target builds on this."""
-    conditions = condition_specs(generator)
+    is ``{"output": ...}``. Every export target builds on this. ``conditions``: specs of the
+    other inputs (default: the contract's, with a free batch size); ``convert`` maps them
+    (a dict by name) to the generator's named inputs, e.g. instruction strings to token ids."""
+    conditions = condition_specs(generator) if conditions is None else conditions
 
     def translate(image, *extra):
         image = prepare(image) if prepare else image
-        inputs = image if not extra else {IMAGE: image, **{s.name: t for s, t in
-                                                            zip(conditions, extra)}}
+        named = {s.name: t for s, t in zip(conditions, extra)}
+        if convert is not None:
+            named = convert(named)
+        inputs = image if not named else {IMAGE: image, **named}
         output = generator(inputs, training=False)
         return {"output": finish(output) if finish else output}
 
     return tf.function(translate, input_signature=[image_spec, *conditions])
 
 
-def timed(run_one, images):
-    """Runs ``run_one(image[None]) -> batch of 1`` on each image after one untimed warm-up call;
-    returns (outputs stacked, milliseconds per image)."""
+def timed(run_one, images, conditions=None):
+    """Runs ``run_one(image[None], extra) -> batch of 1`` on each image after one untimed
+    warm-up call; ``extra`` holds that image's row of each of ``conditions`` (named inputs
+    beside the image, e.g. ``{"tokens": ids}``). Returns (outputs stacked, ms per image)."""
     images = np.asarray(images, np.float32)
-    run_one(images[:1])
+    conditions = conditions or {}
+
+    def row(i):
+        return {name: np.asarray(values)[i:i + 1] for name, values in conditions.items()}
+
+    run_one(images[:1], row(0))
     outputs, seconds = [], 0.0
-    for image in images:
+    for i, image in enumerate(images):
         start = time.perf_counter()
-        out = run_one(image[None])
+        out = run_one(image[None], row(i))
         seconds += time.perf_counter() - start
         outputs.append(np.asarray(out)[0])
     return np.stack(outputs), 1000 * seconds / max(len(images), 1)
+
+
+def matching(names, conditions):
+    """The entries of ``conditions`` an artifact's inputs ``names`` take (a runtime may decorate
+    names, e.g. TFLite's ``serving_default_tokens:0``): ``{artifact name: values}``."""
+    found = {}
+    for name in names:
+        for key, values in (conditions or {}).items():
+            if name == key or name.split(":")[0].endswith(key):
+                found[name] = values
+    return found

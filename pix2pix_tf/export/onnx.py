@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import condition_specs, timed, translate_function
+from pix2pix_tf.export.common import condition_specs, matching, timed, translate_function
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
 
@@ -31,10 +31,19 @@ def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="de
     return Path(path)
 
 
-def run_onnx(path, images):
-    """Runs an ONNX model with onnxruntime image by image; returns (outputs, ms per image)."""
+def run_onnx(path, images, conditions=None):
+    """Runs an ONNX model with onnxruntime image by image (``conditions``: its other named
+    inputs, one row per image); returns (outputs, ms per image)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return timed(lambda x: session.run(None, {name: x})[0], np.asarray(images, np.float32))
+    names = [i.name for i in session.get_inputs()]
+    extra = matching(names[1:], conditions)
+
+    def run_one(x, rows):
+        feeds = {names[0]: x}
+        feeds.update({name: rows[key] for name in extra for key in rows
+                      if name == key or name.split(":")[0].endswith(key)})
+        return session.run(None, feeds)[0]
+
+    return timed(run_one, np.asarray(images, np.float32), conditions)

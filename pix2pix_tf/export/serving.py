@@ -5,7 +5,10 @@
 - ``encoded``: a batch of JPEG/PNG bytes (TF Serving's REST ``{"b64": ...}``), any size each
   (padded to the generator's size multiple and cropped back), returned as PNG bytes.
 
-Every signature also takes the generator's other named inputs (none for pix2pix). Shapes are
+Every signature also takes the generator's other named inputs (none for pix2pix). For an
+instruction editor (a ``vocabulary`` given) they take ``instruction`` strings instead of token
+ids, the vocabulary running inside the graph, and a fourth signature, ``tokens``, takes float
+images and token ids as the TFLite and ONNX files do. Shapes are
 checked inside the graph before the generator runs, so a wrong shape returns an error instead of
 taking the server down. ``encoded`` reads each image's declared size from its header (PNG, JPEG,
 GIF, BMP) before decoding and refuses more than ``max_pixels`` with INVALID_ARGUMENT, so a tiny
@@ -21,9 +24,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import ExportError, condition_specs, timed, translate_function
+from pix2pix_tf.export.common import (
+    ExportError,
+    condition_specs,
+    matching,
+    timed,
+    translate_function,
+)
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
+from pix2pix_tf.text import INSTRUCTION, TOKENS
 
 
 def _checked(images, channels, multiple, what):
@@ -98,21 +108,31 @@ def _to_uint8(images):
     return tf.cast(tf.round((tf.clip_by_value(images, -1, 1) + 1) * 127.5), tf.uint8)
 
 
-def build_serving_archive(generator, max_pixels=MAX_PIXELS):
-    """A ``keras.export.ExportArchive`` with the three serving signatures of ``generator``
-    (in whatever inference mode it is in); ``encoded`` refuses images over ``max_pixels``."""
+def build_serving_archive(generator, max_pixels=MAX_PIXELS, vocabulary=None):
+    """A ``keras.export.ExportArchive`` with the serving signatures of ``generator`` (in
+    whatever inference mode it is in); ``encoded`` refuses images over ``max_pixels``.
+    ``vocabulary`` (a :class:`pix2pix_tf.text.Vocabulary`): take instruction strings."""
     channels, multiple = generator.input_channels, generator.size_multiple
     images = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
-    serving_default = translate_function(
-        generator, images, prepare=lambda x: _checked(x, channels, multiple, "serving_default"))
-    uint8 = translate_function(
-        generator, tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
+    conditions, convert = condition_specs(generator), None
+    if vocabulary is not None:
+        conditions = [tf.TensorSpec([None], tf.string, name=INSTRUCTION)]
+
+        def convert(named):
+            return {TOKENS: vocabulary.ids_of(named[INSTRUCTION])}
+
+    def function(spec, **kwargs):
+        return translate_function(generator, spec, conditions=conditions, convert=convert,
+                                  **kwargs)
+
+    serving_default = function(
+        images, prepare=lambda x: _checked(x, channels, multiple, "serving_default"))
+    uint8 = function(
+        tf.TensorSpec([None, None, None, channels], tf.uint8, name="images"),
         prepare=lambda x: tf.cast(_checked(x, channels, multiple, "uint8"), tf.float32)
         / 127.5 - 1.0,
         finish=_to_uint8)
-    one_image = translate_function(generator, tf.TensorSpec([1, None, None, channels],
-                                                            tf.float32, name="images"))
-    conditions = condition_specs(generator)
+    one_image = function(tf.TensorSpec([1, None, None, channels], tf.float32, name="images"))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
                                   *conditions])
@@ -140,6 +160,10 @@ def build_serving_archive(generator, max_pixels=MAX_PIXELS):
     archive.add_endpoint("serving_default", serving_default)
     archive.add_endpoint("uint8", uint8)
     archive.add_endpoint("encoded", encoded)
+    if vocabulary is not None:
+        archive.track(vocabulary.layer)
+        archive.add_endpoint("tokens", translate_function(
+            generator, images, prepare=lambda x: _checked(x, channels, multiple, "tokens")))
     return archive
 
 
@@ -151,16 +175,26 @@ def export_saved_model(model, directory, name="pix2pix", version=1,
     if path.exists() and any(path.iterdir()):
         raise ExportError(f"{path} exists and is not empty: TF Serving versions are immutable; "
                           "choose another --version or remove it.")
+    vocabulary = getattr(model, "vocabulary", None)
     with mode_of(as_generator(model), inference_mode) as generator:
-        build_serving_archive(generator, max_pixels).write_out(str(path), verbose=False)
+        build_serving_archive(generator, max_pixels, vocabulary).write_out(str(path),
+                                                                            verbose=False)
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "pix2pix.json").write_text(json.dumps(metadata or {}, indent=2))
     return path
 
 
-def run_saved_model(path, images):
-    """``serving_default`` of the SavedModel at ``path`` on each image; (outputs, ms/image)."""
+def run_saved_model(path, images, conditions=None):
+    """``serving_default`` of the SavedModel at ``path`` on each image (``conditions``: its
+    other named inputs, one row per image, e.g. ``{"instruction": strings}``); (outputs,
+    ms/image)."""
     function = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return timed(lambda x: function(images=tf.constant(x))["output"].numpy(),
-                 np.asarray(images, np.float32))
+    names = list(function.structured_input_signature[1])
+    wanted = set(matching([n for n in names if n != "images"], conditions))
+
+    def run_one(x, rows):
+        extra = {k: tf.constant(v) for k, v in rows.items() if k in wanted}
+        return function(images=tf.constant(x), **extra)["output"].numpy()
+
+    return timed(run_one, np.asarray(images, np.float32), conditions)

@@ -14,13 +14,15 @@ from pix2pix_tf.export.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.export.verify import HEADER, ArtifactReport, compare, psnr
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.layers import INFERENCE_MODES
-from pix2pix_tf.networks import as_generator
+from pix2pix_tf.networks import IMAGE, as_generator
+from pix2pix_tf.text import INSTRUCTION, TOKENS
 
 
 @dataclass(frozen=True)
 class Target:
     """One export target: ``write(model, output_dir, job) -> path`` and
-    ``run(path, images) -> (outputs, ms per image)``; ``label`` names its report row."""
+    ``run(path, images, conditions) -> (outputs, ms per image)``; ``label`` names its report
+    row."""
 
     label: str
     write: callable
@@ -76,12 +78,16 @@ def metadata(model, inference_mode):
 
 def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, onnx=True,
                  name="pix2pix", version=1, image_size=(256, 256), inference_mode="deterministic",
-                 calibration=None, test_images=None, test_targets=None, verbose=True):
+                 calibration=None, test_images=None, test_targets=None, test_conditions=None,
+                 test_instructions=None, verbose=True):
     """Writes and verifies the requested artifacts. Returns a list of :class:`ArtifactReport`
     (the first row is Keras itself when there are test images).
 
     ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
     ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
+    ``test_conditions``: the generator's other inputs for those images, by name, one row per
+    image; for an instruction editor, ``test_instructions`` (one string per image) instead.
+    An instruction editor's vocabulary is written beside the files as ``NAME_vocabulary.txt``.
     The model is left in the inference mode it had.
     """
     if inference_mode not in INFERENCE_MODES:
@@ -109,19 +115,29 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
               metadata(model, inference_mode))
     test_images = calibration if test_images is None else test_images
     unverified = "not verified: no test images"
-    if generator.condition_inputs and test_images is not None:
-        # The runners feed images alone; a conditioned generator's artifacts are written and
-        # left to the caller to check with its conditions.
+    vocabulary = getattr(model, "vocabulary", None)
+    if vocabulary is not None:
+        # TFLite and ONNX take token ids: their clients need the words behind the ids.
+        vocabulary.write(output_dir / f"{name}_vocabulary.txt")
+        if test_instructions is not None:
+            test_conditions = {INSTRUCTION: np.asarray(test_instructions, object),
+                               TOKENS: vocabulary.encode(list(test_instructions))}
+    missing = sorted(set(generator.condition_inputs) - set(test_conditions or {}))
+    if missing and test_images is not None:
         test_images = None
-        unverified = (f"not verified: the generator also takes {sorted(generator.condition_inputs)}"
-                      "; check the artifact with those inputs")
+        unverified = (f"not verified: the generator also takes {missing}; pass test_conditions "
+                      "(or test_instructions)")
     reports, reference, keras_psnr = [], None, None
     targets = None if test_targets is None else np.asarray(test_targets, np.float32)
     if test_images is not None:
         test_images = np.asarray(test_images, np.float32)
+        feeds = {k: v for k, v in (test_conditions or {}).items()
+                 if k in generator.condition_inputs}
         with mode_of(generator, inference_mode):
-            compiled = tf.function(lambda x: generator(x, training=False))
-            reference, keras_ms = timed(lambda x: compiled(x).numpy(), test_images)
+            compiled = tf.function(lambda x, extra: generator(
+                {IMAGE: x, **extra} if extra else x, training=False))
+            reference, keras_ms = timed(lambda x, rows: compiled(x, rows).numpy(), test_images,
+                                        feeds)
         keras_psnr = None if targets is None else psnr(reference, targets)
         reports.append(ArtifactReport("keras", "-", 0, 0.0, float("inf"), keras_psnr,
                                       None if targets is None else 0.0, keras_ms))
@@ -134,7 +150,7 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
             report = ArtifactReport(target.label, str(path), 0, float("nan"), float("nan"),
                                     notes=[unverified])
         else:
-            outputs, ms = target.run(path, test_images)
+            outputs, ms = target.run(path, test_images, test_conditions)
             report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
         reports.append(report)
         if verbose:

@@ -13,7 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import ExportError, timed, translate_function
+from pix2pix_tf.export.common import (
+    ExportError,
+    condition_specs,
+    timed,
+    translate_function,
+)
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
 from pix2pix_tf.subpixel import with_subpixel_upsampling
@@ -28,9 +33,12 @@ def _fixed_size_saved_model(generator, image_size, directory, subpixel=True):
     if subpixel:
         generator = with_subpixel_upsampling(generator)
     spec = tf.TensorSpec([1, *image_size, generator.input_channels], tf.float32, name="images")
+    conditions = [tf.TensorSpec([1, *s.shape[1:]], s.dtype, name=s.name)
+                  for s in condition_specs(generator)]
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", translate_function(generator, spec))
+    archive.add_endpoint("serving_default", translate_function(generator, spec,
+                                                               conditions=conditions))
     archive.write_out(str(directory), verbose=False)
     return directory
 
@@ -71,24 +79,34 @@ def _configure(converter, kind, calibration):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
 
-def run_tflite(path, images, threads=None):
-    """Runs a TFLite model image by image; returns (outputs, ms per image)."""
+def run_tflite(path, images, conditions=None, threads=None):
+    """Runs a TFLite model image by image (``conditions``: its other named inputs, one row per
+    image, e.g. ``{"tokens": ids}``); returns (outputs, ms per image)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
     interpreter.allocate_tensors()
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    expected = tuple(inp["shape"][1:])
+    details, (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    images_in = next((d for d in details if "images" in d["name"]), details[0])
+    others = [d for d in details if d is not images_in]
+    expected = tuple(images_in["shape"][1:])
     images = np.asarray(images, np.float32)
     if tuple(images.shape[1:]) != expected:
         raise ExportError(f"{Path(path).name} was exported for {expected[1]}x{expected[0]}x"
                           f"{expected[2]} images but got {images.shape[2]}x{images.shape[1]}x"
                           f"{images.shape[3]}: resize or crop to that size, or export again "
                           "with --size.")
+    missing = [d["name"] for d in others
+               if not any(d["name"].split(":")[0].endswith(k) for k in conditions or {})]
+    if missing:
+        raise ExportError(f"{Path(path).name} also takes {missing}; pass them as conditions.")
 
-    def run_one(batch):
-        interpreter.set_tensor(inp["index"], batch)
+    def run_one(batch, rows):
+        interpreter.set_tensor(images_in["index"], batch)
+        for d in others:
+            key = next(k for k in rows if d["name"].split(":")[0].endswith(k))
+            interpreter.set_tensor(d["index"], rows[key].astype(d["dtype"]))
         interpreter.invoke()
         return interpreter.get_tensor(out["index"]).copy()
 
-    return timed(run_one, images)
+    return timed(run_one, images, conditions)

@@ -19,6 +19,14 @@ PyTorch reference shifts it one block outward (none in the innermost block, then
 ``num_downs - 5``); ``dropout_layout="reference"`` builds that, so that the reference's published
 weights (:mod:`pix2pix_tf.pretrained`) run with their own noise. The parameter count is the same.
 
+Instruction conditioning (``vocabulary_size`` set; :mod:`pix2pix_tf.text`): the generator takes
+a second input, ``"tokens"``, embeds it with a small text encoder, and modulates every encoder
+and decoder block with FiLM (per-channel scale and shift, zero-initialised, so the network starts
+as the plain U-Net). FiLM rather than fusion at the bottleneck alone, because the skips bypass the
+1x1 bottleneck: only per-block modulation reaches every resolution (measured in
+shared/docs/INSTRUCT.md: 0.89 against 0.81 instruction accuracy). ``cross_attention`` adds
+attention from the pixels of the innermost encoder levels to the instruction's words.
+
 ``upsampling="resize_conv"`` replaces each 4x4 stride-2 transposed convolution by a
 nearest-neighbour 2x resize and a 3x3 convolution (Odena, Dumoulin & Olah, "Deconvolution and
 Checkerboard Artifacts", Distill 2016): a deviation from the paper that exists because
@@ -37,6 +45,7 @@ from pix2pix_tf.layers import (
     normalization,
 )
 from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
+from pix2pix_tf.text import TOKENS, CrossAttention, FiLM, text_encoder
 
 #: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
 DROPOUT_BLOCKS = 3
@@ -60,6 +69,11 @@ def unet_generator(
     upsampling="transpose",
     image_size=None,
     inference_mode="paper",
+    vocabulary_size=None,
+    sequence_length=24,
+    text_dim=64,
+    text_blocks=0,
+    cross_attention=0,
     seed=None,
     name=None,
 ):
@@ -87,6 +101,15 @@ def unet_generator(
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
             :mod:`pix2pix_tf.layers`.
+        vocabulary_size: ``None`` (default): the paper's unconditioned U-Net. An integer (token
+            ids the instruction vocabulary uses, padding and unknown included) adds the
+            ``"tokens"`` input and FiLM conditioning of every block.
+        sequence_length: token ids per instruction (with ``vocabulary_size``).
+        text_dim: width of the instruction embedding.
+        text_blocks: self-attention blocks in the text encoder (0: a masked mean of word
+            embeddings).
+        cross_attention: number of innermost encoder levels that also attend to the
+            instruction's words (0: FiLM only).
         seed: integer fixing all initial weights and dropout masks, or ``None``.
         name: model name (default ``unet_<2**num_downs>`` or ``encoder_decoder_<...>``).
 
@@ -110,7 +133,8 @@ def unet_generator(
                       else range(1, num_downs - 4))
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
-    name = name or f"{'unet' if skips else 'encoder_decoder'}_{multiple}"
+    kind = "unet" if skips else "encoder_decoder"
+    name = name or f"{'instruct_' if vocabulary_size else ''}{kind}_{multiple}"
     if height is not None and (height % multiple or width % multiple):
         # The same message as at call time, raised while building.
         raise ValueError(size_message(name, multiple, height, width))
@@ -135,10 +159,32 @@ def unet_generator(
     def norm_layer(layer_name):
         return normalization(norm, seeds, inference_mode, name=layer_name)
 
-    inputs = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
+    image = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
+    inputs = image
+    if vocabulary_size is not None:
+        if cross_attention > num_downs:
+            raise ValueError(f"cross_attention ({cross_attention}) cannot exceed num_downs "
+                             f"({num_downs}).")
+        tokens = keras.Input((sequence_length,), dtype="int32", name=TOKENS)  # (b, L)
+        inputs = {IMAGE: image, TOKENS: tokens}
+        # Its own seeds: the image layers get the same weights as the plain U-Net's.
+        text_seeds = SeedSequence(None if seed is None else seed + 7919)
+        text, words = text_encoder(tokens, vocabulary_size, text_dim, blocks=text_blocks,
+                                   seeds=text_seeds)  # (b, text_dim), (b, L, text_dim)
+
+    def condition(x, block):
+        """FiLM from the instruction (and cross-attention at the innermost levels)."""
+        if vocabulary_size is None:
+            return x
+        x = FiLM(name=f"{block}_film")([x, text])
+        level = int(block[len("down"):]) if block.startswith("down") else 0
+        if level > num_downs - cross_attention:
+            x = CrossAttention(name=f"{block}_attention")([x, words, tokens])
+        return x
 
     # Encoder. The skip carries each encoder block's activated output.
-    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(inputs)  # (b, H/2, W/2, ngf)
+    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(image)  # (b, H/2, W/2, ngf)
+    x = condition(x, "down1")
     encoder_outputs = []
     for i in range(1, num_downs):
         x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu")(x)
@@ -146,6 +192,7 @@ def unet_generator(
         x = conv(keras.layers.Conv2D, filters[i], f"down{i + 1}_conv")(x)  # (b, H/2^(i+1), ..)
         if i < num_downs - 1 and norm != "none":
             x = norm_layer(f"down{i + 1}_norm")(x)
+        x = condition(x, f"down{i + 1}")
 
     # Decoder, innermost first. Block j restores the resolution of encoder level i.
     for j, i in enumerate(reversed(range(num_downs - 1))):
@@ -153,6 +200,7 @@ def unet_generator(
         x = up(x, filters[i], f"up{j + 1}_conv")  # (b, H/2^(i+1), W/2^(i+1), filters[i])
         if norm != "none":
             x = norm_layer(f"up{j + 1}_norm")(x)
+        x = condition(x, f"up{j + 1}")
         if dropout and j in dropout_blocks:
             x = Dropout(
                 dropout_rate, inference_mode=inference_mode, seed=seeds.next(),

@@ -1,0 +1,96 @@
+"""Edit images as instructed: ``python -m pix2pix_tf.edit`` (see --help)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+
+EXAMPLES = """examples:
+  python -m pix2pix_tf.edit --model runs/instruct/model.keras --input photo.jpg \\
+      --instruction "make it sepia" --output out/
+  python -m pix2pix_tf.edit --model m.keras --input photos/ --instruction "blur it" \\
+      --strength 0.5 --output softer/
+
+Any image size works (padded to the generator's size multiple and cropped back). Outputs are PNGs
+named after the inputs; inputs are never overwritten. exit codes: 0 all edited, 1 error, 2 bad
+input (a bad instruction, or some files failed).
+"""
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m pix2pix_tf.edit",
+                                description="Edit one image or a folder of images as a text "
+                                            "instruction says.",
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("--model", required=True,
+                   help="a .keras model from python -m pix2pix_tf.train --task instruct")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--instruction", required=True, help='what to do, e.g. "make it sepia"')
+    p.add_argument("--output", required=True, help="folder for the edited PNGs")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="1: the model's edit; 0: the input; between: a blend; above 1: more")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept an empty instruction (the model's output without guidance)")
+    p.add_argument("--tile", type=int, default=1024, help="largest side edited at once")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    from keras.utils import Progbar
+
+    from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError
+    from pix2pix_tf.inference import load_model, read_image, write_image
+    from pix2pix_tf.instruct import InstructPix2Pix
+    from pix2pix_tf.text import check_instructions
+
+    source, output = Path(args.input), Path(args.output)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir()
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        if not files:
+            return fail(f"{source}: no JPEG/PNG/BMP images in this folder.", EXIT_BAD_INPUT)
+    elif source.is_file():
+        files = [source]
+    else:
+        return fail(f"{source}: no such file or folder.", EXIT_BAD_INPUT)
+    targets = {f: output / f"{f.stem}.png" for f in files}
+    if any(t.resolve() in {g.resolve() for g in files} for t in targets.values()):
+        return fail("an edited image would overwrite an input image; choose another --output "
+                    "folder.", EXIT_BAD_INPUT)
+    try:
+        model = load_model(args.model)
+    except DataError as error:
+        return fail(error, EXIT_BAD_INPUT)
+    if not isinstance(model, InstructPix2Pix):
+        return fail(f"{args.model} is not an instruction editor (train one with python -m "
+                    "pix2pix_tf.train --task instruct); for plain pix2pix models use "
+                    "python -m pix2pix_tf.predict.", EXIT_BAD_INPUT)
+    try:
+        check_instructions([args.instruction], model.sequence_length, args.allow_empty)
+        output.mkdir(parents=True, exist_ok=True)
+    except ValueError as error:
+        return fail(str(error).replace("instruction 0", "the instruction"), EXIT_BAD_INPUT)
+    except OSError as error:
+        return fail(f"cannot write to {output}: {error.strerror}", EXIT_BAD_INPUT)
+    failed = []
+    progress = Progbar(len(files), unit_name="image")
+    for path in files:
+        try:
+            image = read_image(path, model.input_channels)
+            edited = model.edit(image, args.instruction, args.strength,
+                                allow_empty=args.allow_empty, tile=args.tile)
+            write_image(edited, targets[path])
+        except (DataError, ValueError) as error:
+            failed.append(f"{path}: {str(error).split(': ', 1)[-1]}")
+        progress.add(1)
+    print(f"edited {len(files) - len(failed)} of {len(files)} image(s) into {output} "
+          f"({args.instruction!r}, strength {args.strength})")
+    if failed:
+        return fail(f"{len(failed)} file(s) failed:\n  " + "\n  ".join(failed), EXIT_BAD_INPUT)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

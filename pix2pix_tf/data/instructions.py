@@ -1,0 +1,347 @@
+"""Instruction-editing data: ``(image, instruction) -> edited image`` examples as PairSources.
+
+Every source here gives ``{"a": input, "b": edited, "instruction": str}`` (plus ``"edit"``, the
+edit's index, where it is known), so the shared pipeline (:func:`pix2pix_tf.data.pair_pipeline`)
+shuffles, crops, mirrors and batches them like pix2pix pairs, with the instruction passed through
+as a model input. Mirroring is skipped for an instruction that names a side ("left", "right"):
+a mirrored example would contradict it.
+
+- :class:`EditsSource`: the bundled, offline set, built on the fly from real images (the demo's
+  tiles, or any folder of photos) and the edits of :mod:`pix2pix_tf.edits`: every image with
+  every edit, each with one of the edit's training phrasings (or held-out ones, for evaluation);
+- :class:`MetadataSource`: a folder in the Hugging Face "imagefolder" layout, a
+  ``metadata.jsonl`` with one row per example naming the input image, the instruction and the
+  edited image;
+- :class:`DatasetSource`: a Hugging Face ``datasets.Dataset`` (or any table with the same
+  interface) whose rows hold images and instructions.
+
+Column names are recognised as the public instruction-editing sets spell them
+(:data:`COLUMN_NAMES`); ``columns={"input": ..., "instruction": ..., "target": ...}`` maps others.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError, read_header
+from pix2pix_tf.data.sources import DEMO_DIR, PairSource, decode
+from pix2pix_tf.edits import EDITS
+from pix2pix_tf.text import INSTRUCTION, words
+
+#: Column names of the public instruction-editing datasets (first found wins).
+COLUMN_NAMES = {
+    "input": ("input_image", "original_image", "source_img", "image", "file_name"),
+    "instruction": ("edit_prompt", "instruction", "prompt", "text"),
+    "target": ("edited_image", "target_img", "ground_truth_image", "output_image",
+               "target_image", "cartoonized_image"),
+}
+#: Words that tie an instruction to one side of the image: such examples are never mirrored.
+SIDE_WORDS = ("left", "right", "leftmost", "rightmost", "lefthand", "righthand")
+
+
+def names_side(instruction):
+    """Whether an instruction names a side of the image (Python strings)."""
+    return any(w in SIDE_WORDS for w in words(instruction))
+
+
+def names_side_tensor(instruction):
+    """:func:`names_side` for a scalar string tensor, inside ``tf.data``."""
+    text = tf.strings.lower(instruction)
+    pattern = r".*\b(" + "|".join(SIDE_WORDS) + r")\b.*"
+    return tf.strings.regex_full_match(text, pattern)
+
+
+def resolve_columns(available, columns=None, where="the data"):
+    """``{"input", "instruction", "target"} -> column name`` for a table with ``available``
+    columns: ``columns`` (a dict, or text "input=a,instruction=b,target=c") first, then the
+    usual names. A missing one is a DataError naming the columns there are."""
+    if isinstance(columns, str):
+        try:
+            columns = dict(part.split("=", 1) for part in columns.split(",") if part.strip())
+        except ValueError:
+            raise DataError(f"--columns {columns!r}: give role=column pairs, e.g. "
+                            "'input=source,instruction=prompt,target=edited'.") from None
+    columns = {k.strip(): v.strip() for k, v in (columns or {}).items()}
+    unknown = sorted(set(columns) - set(COLUMN_NAMES))
+    if unknown:
+        raise DataError(f"unknown column role(s) {', '.join(unknown)}; the roles are input, "
+                        "instruction and target.")
+    available = list(available)
+    chosen = {}
+    for role, names in COLUMN_NAMES.items():
+        if role in columns:
+            if columns[role] not in available:
+                raise DataError(f"{where} has no column {columns[role]!r} (given for {role}); "
+                                f"its columns are {', '.join(available)}.")
+            chosen[role] = columns[role]
+            continue
+        found = [n for n in names if n in available] + [
+            n[: -len("_file_name")] for n in available if n.endswith("_file_name")
+            and n[: -len("_file_name")] in names]
+        found = [n for n in found if n not in chosen.values()]
+        if not found:
+            raise DataError(f"{where} has no {role} column (looked for {', '.join(names)}); its "
+                            f"columns are {', '.join(available)}. Name it with "
+                            f"--columns {role}=COLUMN.")
+        chosen[role] = found[0]
+    return chosen
+
+
+class _EncodedSource(PairSource):
+    """Examples held as encoded image bytes and instruction strings in memory."""
+
+    extras = (INSTRUCTION,)
+
+    def _store(self, inputs, targets, instructions, channels):
+        if not inputs:
+            raise DataError(f"{self.name}: no examples.")
+        self.count = len(inputs)
+        self.instructions = list(instructions)
+        self.a_channels, self.b_channels = channels
+        self._a, self._b = tf.constant(inputs), tf.constant(targets)
+        self._text = tf.constant(instructions)
+
+    def __len__(self):
+        return self.count
+
+    def load(self, index):
+        return {"a": decode(tf.gather(self._a, index)), "b": decode(tf.gather(self._b, index)),
+                INSTRUCTION: tf.gather(self._text, index)}
+
+
+def _check_instruction(text, where):
+    if not isinstance(text, str):
+        raise DataError(f"{where}: the instruction is a {type(text).__name__} ({text!r}), not "
+                        "text.")
+    if not words(text):
+        raise DataError(f"{where}: the instruction is empty. Write what the edit does, or "
+                        "remove the example.")
+    return text
+
+
+class MetadataSource(_EncodedSource):
+    """A Hugging Face "imagefolder" folder: ``metadata.jsonl`` rows name an input image, an
+    instruction and an edited image (paths relative to the file). Every row is checked: missing
+    columns, missing or unreadable images, empty instructions and input/target size mismatches
+    are errors naming the row and the fix."""
+
+    def __init__(self, root, split=None, *, columns=None):
+        root = Path(root).expanduser()
+        folder = root / split if split and (root / split / "metadata.jsonl").exists() else root
+        path = folder / "metadata.jsonl"
+        self.name = str(folder)
+        if not path.exists():
+            raise DataError(f"{folder}: no metadata.jsonl (the Hugging Face imagefolder layout: "
+                            "one JSON object per line naming input image, instruction and "
+                            "edited image).")
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path}, line {number}: not JSON ({error.msg}).") from None
+        if not rows:
+            raise DataError(f"{path}: no rows.")
+        keys = sorted({k for _, row in rows for k in row})
+        chosen = resolve_columns(keys, columns, where=str(path))
+
+        def file_of(row, role, number):
+            column = chosen[role]
+            value = row.get(column, row.get(f"{column}_file_name"))
+            if value is None:
+                raise DataError(f"{path}, line {number}: no {column!r} ({role}) in this row.")
+            file = folder / value
+            if file.suffix.lower() not in IMAGE_EXTENSIONS or not file.is_file():
+                raise DataError(f"{path}, line {number}: {role} image {file} is missing or not "
+                                "a JPEG/PNG/BMP file.")
+            return file
+
+        inputs, targets, texts, channels = [], [], [], [1, 1]
+        for number, row in rows:
+            where = f"{path}, line {number}"
+            if chosen["instruction"] not in row:
+                raise DataError(f"{where}: no {chosen['instruction']!r} (instruction) in this "
+                                "row.")
+            text = _check_instruction(row[chosen["instruction"]], where)
+            a, b = file_of(row, "input", number), file_of(row, "target", number)
+            info_a, info_b = read_header(a), read_header(b)  # DataError naming a bad file
+            if (info_a.width, info_a.height) != (info_b.width, info_b.height):
+                raise DataError(f"{where}: input {a.name} is {info_a.width}x{info_a.height} but "
+                                f"the edited image {b.name} is {info_b.width}x{info_b.height}; "
+                                "pairs must be pixel-aligned (resize one of them).")
+            channels = [max(channels[0], info_a.channels), max(channels[1], info_b.channels)]
+            inputs.append(a.read_bytes())
+            targets.append(b.read_bytes())
+            texts.append(text)
+        self.sizes = None
+        self._store(inputs, targets, texts, channels)
+
+
+def _png_bytes(value, where):
+    """PNG/JPEG bytes of a table cell: a PIL image, ``{"bytes": ..., "path": ...}``, encoded
+    bytes, a path, or an array."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return value["bytes"]
+        value = value.get("path")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (str, Path)):
+        read_header(value)
+        return Path(value).read_bytes()
+    if isinstance(value, np.ndarray):
+        value = Image.fromarray(value)
+    if isinstance(value, Image.Image):
+        buffer = io.BytesIO()
+        value.convert("RGB" if value.mode not in ("L", "RGB", "RGBA") else value.mode).save(
+            buffer, "PNG")
+        return buffer.getvalue()
+    raise DataError(f"{where}: cannot read an image from a {type(value).__name__}.")
+
+
+class DatasetSource(_EncodedSource):
+    """A Hugging Face ``datasets.Dataset`` (anything with ``column_names``, ``len()`` and row
+    indexing): its image columns are read once into memory."""
+
+    def __init__(self, table, *, columns=None, name="dataset"):
+        self.name = name
+        chosen = resolve_columns(table.column_names, columns, where=name)
+        inputs, targets, texts = [], [], []
+        for i in range(len(table)):
+            row = table[i]
+            where = f"{name}, row {i}"
+            texts.append(_check_instruction(row[chosen["instruction"]], where))
+            inputs.append(_png_bytes(row[chosen["input"]], where))
+            targets.append(_png_bytes(row[chosen["target"]], where))
+        self.sizes = None
+        self._store(inputs, targets, texts, (3, 3))
+
+
+def load_images(images=None, *, size=128, split="train"):
+    """Real photos for the bundled edits as a uint8 ``(N, size, size, 3)`` array.
+
+    ``images``: ``None`` or ``"demo"`` for the demo's tiles (each tile's map and satellite
+    halves, both real images; ``split`` 'train' or 'test', which share no pixel), a folder of
+    photos (its ``split`` subfolder if it has one; each photo centre-cropped to a square), or
+    an array. Images are resized to ``size``.
+    """
+    if isinstance(images, np.ndarray):
+        array = images if images.ndim == 4 else images[None]
+        if array.dtype != np.uint8 or array.shape[-1] != 3:
+            raise DataError(f"photo arrays must be uint8 (N, H, W, 3); got {array.dtype} "
+                            f"{array.shape}.")
+        return tf.image.resize(array, [size, size], antialias=True).numpy().round().astype(
+            np.uint8)
+    halves = images is None or images == "demo"
+    folder = DEMO_DIR / split if halves else Path(images).expanduser()
+    if not halves and (folder / split).is_dir():  # a folder of photos with split subfolders
+        folder = folder / split
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not p.name.startswith(".")) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder}: no JPEG/PNG/BMP photos here.")
+    out = []
+    for path in files:
+        read_header(path)
+        photo = Image.open(path).convert("RGB")
+        width, height = photo.size
+        parts = ([photo.crop((0, 0, width // 2, height)), photo.crop((width // 2, 0, width,
+                                                                      height))]
+                 if halves else [photo])
+        for part in parts:
+            w, h = part.size
+            side = min(w, h)
+            part = part.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+            out.append(np.asarray(part.resize((size, size), Image.BICUBIC)))
+    return np.stack(out)
+
+
+class EditsSource(PairSource):
+    """The bundled instruction-editing set: each photo with each edit of ``edits`` (default all
+    of :data:`pix2pix_tf.edits.EDITS`), the target computed exactly by the edit's function, and
+    one phrasing per example drawn with ``seed`` from the edit's training phrasings
+    (``phrasings="train"``) or its held-out ones (``"held_out"``).
+
+    ``images``: see :func:`load_images` (default: the demo's tiles at ``size`` pixels; the
+    'test' split's photos are not in the 'train' split's).
+    """
+
+    extras = (INSTRUCTION, "edit")
+    a_channels = b_channels = 3
+
+    def __init__(self, images=None, split="train", *, edits=None, phrasings="train", size=128,
+                 seed=0):
+        if phrasings not in ("train", "held_out"):
+            raise ValueError(f"phrasings must be 'train' or 'held_out', got {phrasings!r}.")
+        self.edits = [EDITS[name] if isinstance(name, str) else name
+                      for name in (edits or list(EDITS))]
+        self.name = f"edits ({split}, {phrasings} phrasings)"
+        self.photos = load_images(images, size=size, split=split)
+        self.sizes = {(size, size)}
+        k = len(self.edits)
+        rng = np.random.default_rng(seed)
+        texts = []
+        for index in range(len(self.photos) * k):
+            options = getattr(self.edits[index % k], "phrasings" if phrasings == "train"
+                              else "held_out")
+            texts.append(options[rng.integers(len(options))])
+        self.instructions = texts
+        self._photos = tf.constant(self.photos)
+        self._text = tf.constant(texts)
+
+    def __len__(self):
+        return len(self.photos) * len(self.edits)
+
+    def load(self, index):
+        k = len(self.edits)
+        photo = tf.cast(tf.gather(self._photos, index // k), tf.float32) / 255.0
+        edit = tf.cast(index % k, tf.int32)
+        branches = [lambda e=e: tf.clip_by_value(e.target(photo), 0.0, 1.0) for e in self.edits]
+        target = tf.switch_case(edit, branches)
+        target.set_shape(photo.shape)
+        return {"a": photo, "b": target, INSTRUCTION: tf.gather(self._text, index),
+                "edit": edit}
+
+
+#: ``data`` values naming the bundled edits (``edits:PHOTOS`` uses a folder of photos).
+EDITS_DATA = "edits"
+
+
+def open_instruction_source(data, split="train", *, columns=None, size=128, seed=0):
+    """The instruction-editing :class:`PairSource` for what a user gave: ``"edits"`` (the
+    demo's photos; split 'train' with training phrasings, 'test' with held-out ones),
+    ``"edits:PHOTOS"`` (a folder of photos, with ``train/`` and ``test/`` subfolders if it has
+    them), a folder with ``metadata.jsonl`` (per split if it has split subfolders), a
+    ``datasets.Dataset``, or a PairSource."""
+    if isinstance(data, PairSource):
+        return data
+    if hasattr(data, "column_names"):
+        return DatasetSource(data, columns=columns)
+    text = str(data)
+    if text == EDITS_DATA or text.startswith(EDITS_DATA + ":"):
+        phrasings = "train" if split == "train" else "held_out"
+        photos = text[len(EDITS_DATA) + 1:] or None
+        if photos is not None and (Path(photos) / split).is_dir():
+            photos = str(Path(photos) / split)
+        return EditsSource(photos, split, phrasings=phrasings, size=size,
+                           seed=seed + (0 if split == "train" else 1))
+    return MetadataSource(text, split, columns=columns)
+
+
+def instruction_splits(data):
+    """The splits instruction data ``data`` has, among train / val / test."""
+    if isinstance(data, PairSource) or hasattr(data, "column_names"):
+        return []
+    text = str(data)
+    if text == EDITS_DATA:
+        return ["train", "test"]
+    if text.startswith(EDITS_DATA + ":"):
+        root = Path(text[len(EDITS_DATA) + 1:]).expanduser()
+        return [s for s in ("train", "val", "test") if (root / s).is_dir()]
+    root = Path(text).expanduser()
+    return [s for s in ("train", "val", "test") if (root / s / "metadata.jsonl").exists()]

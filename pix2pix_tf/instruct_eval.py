@@ -1,0 +1,157 @@
+"""Does an instruction editor do what it is asked? Instruction accuracy, a confusion matrix,
+image scores, and the baselines beside them.
+
+For every test image, every edit and every phrasing of it, the model's output is compared (mean
+L1) with the target of *every* edit; the example counts as followed when the nearest target is
+the requested edit's. With K edits, chance is 1/K. An (image, edit) whose target is nearly the
+same as another edit's (mean L1 below ``tie_tolerance``, e.g. sepia of an almost gray patch)
+cannot show which edit was made, and is excluded and counted, never silently.
+
+:func:`evaluate_instructions` scores one model; :func:`instruction_table` puts models and the
+baselines (chance, copying the input, the same model trained without text) in one table.
+Evaluate on held-out phrasings (``phrasings="held_out"``) and held-out images (the demo's test
+tiles), so that neither a wording nor a photo was seen in training.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from pix2pix_tf.edits import EDITS
+from pix2pix_tf.metrics import per_image_metrics
+
+#: Mean L1 (images in [0, 1]) under which two edits' targets count as the same.
+TIE_TOLERANCE = 0.02
+
+
+def test_crops(photos, crop):
+    """Non-overlapping ``crop`` x ``crop`` patches of uint8 photos, as float32 in [0, 1]."""
+    patches = []
+    for photo in photos:
+        for top in range(0, photo.shape[0] - crop + 1, crop):
+            for left in range(0, photo.shape[1] - crop + 1, crop):
+                patches.append(photo[top:top + crop, left:left + crop])
+    return np.stack(patches).astype(np.float32) / 255.0
+
+
+def edit_targets(images, edits):
+    """``(K, N, H, W, 3)`` targets in [0, 1] of every edit for images in [0, 1]."""
+    return np.stack([np.clip(e.target(tf.constant(images)).numpy(), 0.0, 1.0) for e in edits])
+
+
+def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", batch_size=64,
+                          tie_tolerance=TIE_TOLERANCE, outputs_fn=None):
+    """Scores ``model`` (an :class:`pix2pix_tf.InstructPix2Pix`, or None with ``outputs_fn``)
+    on ``images`` (float32 in [0, 1], ``(N, H, W, 3)``).
+
+    ``outputs_fn(images, instructions)``: outputs in [0, 1] for [0, 1] inputs (default: the
+    model in its current inference mode). Returns a dict: ``accuracy``, ``counted``,
+    ``excluded``, ``confusion`` (K x K counts, rows requested, columns nearest), ``per_phrasing``
+    ``{phrasing: accuracy}``, ``l1``/``psnr``/``ssim`` to the requested target, ``edits`` (names),
+    and ``examples`` (for sample grids: input, instruction, output, target of each edit's first
+    image).
+    """
+    edits = [EDITS[e] if isinstance(e, str) else e for e in (edits or list(EDITS))]
+    if outputs_fn is None:
+        def outputs_fn(batch, texts):
+            x = batch * 2.0 - 1.0
+            out = model.predict_on_batch({"image": x, "instruction": np.array(texts)})
+            return (np.asarray(out) + 1.0) / 2.0
+
+    targets = edit_targets(images, edits)  # (K, N, H, W, 3)
+    k, n = len(edits), len(images)
+    spread = np.abs(targets[:, None] - targets[None]).mean(axis=(3, 4, 5))  # (K, K, N)
+    for i in range(k):
+        spread[i, i] = np.inf
+    ambiguous = spread.min(axis=1) < tie_tolerance  # (K, N)
+
+    confusion = np.zeros((k, k), np.int64)
+    per_phrasing, scores, examples = {}, {"l1": [], "psnr": [], "ssim": []}, []
+    excluded = 0
+    for e, edit in enumerate(edits):
+        for phrase in getattr(edit, "phrasings" if phrasings == "train" else "held_out"):
+            right = total = 0
+            for start in range(0, n, batch_size):
+                batch = images[start:start + batch_size]
+                out = np.clip(outputs_fn(batch, [phrase] * len(batch)), 0.0, 1.0)
+                dist = np.abs(out[None] - targets[:, start:start + len(batch)]).mean(
+                    axis=(2, 3, 4))  # (K, b)
+                nearest = dist.argmin(axis=0)
+                keep = ~ambiguous[e, start:start + len(batch)]
+                excluded += int((~keep).sum())
+                np.add.at(confusion[e], nearest[keep], 1)
+                right += int((nearest[keep] == e).sum())
+                total += int(keep.sum())
+                found = per_image_metrics(targets[e, start:start + len(batch)] * 2 - 1,
+                                          out * 2 - 1)
+                for key in scores:
+                    scores[key].append(found[key])
+                if start == 0 and phrase == edit_phrases(edit, phrasings)[0]:
+                    examples.append((batch[0], phrase, out[0], targets[e, 0]))
+            per_phrasing[phrase] = right / max(total, 1)
+    counted = int(confusion.sum())
+    return {"accuracy": float(np.trace(confusion)) / max(counted, 1), "counted": counted,
+            "excluded": excluded, "confusion": confusion, "per_phrasing": per_phrasing,
+            "edits": [e.name for e in edits], "examples": examples,
+            **{key: float(np.mean(np.concatenate(v))) for key, v in scores.items()}}
+
+
+def edit_phrases(edit, phrasings):
+    return edit.phrasings if phrasings == "train" else edit.held_out
+
+
+def copy_input(images, instructions):
+    """The 'copy the input' baseline's outputs: the input itself."""
+    return images
+
+
+def instruction_table(rows, k):
+    """A plain-text table of scored rows ``[(label, result or None)]`` with chance (1/K) first.
+    ``None`` results print as not measured."""
+    lines = [f"{'model':34s} {'accuracy':>8s} {'L1':>7s} {'PSNR':>6s} {'SSIM':>6s}",
+             f"{'chance (1/K, K=' + str(k) + ')':34s} {1 / k:8.3f} {'':>7s} {'':>6s} {'':>6s}"]
+    for label, result in rows:
+        if result is None:
+            lines.append(f"{label:34s} {'-':>8s}")
+            continue
+        lines.append(f"{label:34s} {result['accuracy']:8.3f} {result['l1']:7.4f} "
+                     f"{result['psnr']:6.2f} {result['ssim']:6.3f}")
+    return "\n".join(lines)
+
+
+def confusion_figure(result, path, title="instruction confusion"):
+    """Saves the confusion matrix (rows: requested edit, columns: nearest target) as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from pix2pix_tf.rundir import write_atomically
+
+    confusion = result["confusion"].astype(np.float64)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    names = result["edits"]
+    fig = Figure(figsize=(1.0 + 0.7 * len(names), 0.8 + 0.6 * len(names)))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("nearest target")
+    ax.set_ylabel("requested edit")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_title(f"{title}: accuracy {result['accuracy']:.3f}")
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    return path
+
+
+def edit_grid(result, path, title="instruction | input | output | target"):
+    """Saves one row per edit: the instruction, the input, the output and the target."""
+    from pix2pix_tf.plotting import image_grid
+
+    examples = result["examples"]
+    columns = [[e[0] * 2 - 1 for e in examples], [e[2] * 2 - 1 for e in examples],
+               [e[3] * 2 - 1 for e in examples]]
+    return image_grid(columns, ["input", "output", "target"], path, title=title, cell=2.2,
+                      row_labels=[e[1] for e in examples])
