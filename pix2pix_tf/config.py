@@ -121,6 +121,8 @@ class TrainConfig:
     sequence_length: int = option(16, "instruct: most words per instruction", "networks")
     text_blocks: int = option(0, "instruct: self-attention blocks in the text encoder (0: "
                               "masked mean of word embeddings)", "networks")
+    text_pooling: str = option("mean", "instruct: pool word embeddings equally (mean) or by "
+                               "learned weights (attention)", "networks", ("mean", "attention"))
     cross_attention: int = option(0, "instruct: innermost U-Net levels that also attend to the "
                                   "instruction's words (0: FiLM only)", "networks")
     text_conditioning: str = option("projection", "instruct: how the matching-aware "
@@ -205,9 +207,10 @@ class TrainConfig:
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
                         "skips": "skips", "norm": "norm", "dropout": "dropout",
                         "inference_mode": "inference_mode", "text_blocks": "text_blocks",
-                        "cross_attention": "cross_attention"}
+                        "text_pooling": "text_pooling", "cross_attention": "cross_attention"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
-                            "norm": "norm", "text_conditioning": "text_conditioning"}
+                            "norm": "norm", "text_conditioning": "text_conditioning",
+                            "text_pooling": "text_pooling"}
 
     def _network_options(self, table, name, fields):
         from pix2pix_tf.networks import options_for
@@ -225,7 +228,7 @@ class TrainConfig:
         options = self._network_options(GENERATORS, self.generator, self.GENERATOR_FIELDS)
         if self.task != "instruct":
             options = {k: v for k, v in options.items()
-                       if k not in ("text_blocks", "cross_attention")}
+                       if k not in ("text_blocks", "text_pooling", "cross_attention")}
         return {**options, "seed": self.seed}
 
     def discriminator_options(self):
@@ -238,6 +241,7 @@ class TrainConfig:
         conditional = TABLE1_OBJECTIVES[self.objective].get("conditional", True)
         if self.task != "instruct":
             options.pop("text_conditioning", None)
+            options.pop("text_pooling", None)
         return {**options, "seed": self.seed + 1, "conditional": conditional}
 
     # ------------------------------------------------------------------------ serialisation

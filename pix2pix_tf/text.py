@@ -8,7 +8,8 @@ take strings (the vocabulary runs inside it), while TFLite's builtin ops and ONN
 files take token ids and ship the vocabulary beside them.
 
 Inside a network, :func:`text_encoder` embeds the ids and pools them into one vector per
-instruction: a layer-normalised masked mean of word embeddings, optionally after ``text_blocks`` small
+instruction: a layer-normalised masked mean of word embeddings (or a weighted mean with
+weights learned per word, ``pooling="attention"``), optionally after ``text_blocks`` small
 self-attention blocks (no recurrent layers: TFLite's builtin ops reject GRU/LSTM TensorLists).
 An instruction of padding only (an empty instruction, as instruction dropout makes in training)
 pools to the zero vector: "no edit guidance".
@@ -164,6 +165,33 @@ class MaskedMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
+class AttentionPool(keras.layers.Layer):
+    """``[embeddings (b, L, d), tokens (b, L)] -> (b, d)``: a weighted mean over non-padding
+    tokens, with weights softmax(w . embedding) learned per word, so that words that decide
+    the edit ("sepia", "blur") can outweigh those that do not ("make", "it", "the"). ``w``
+    starts at zero: the layer starts as :class:`MaskedMean`. Padding only pools to zero."""
+
+    def build(self, input_shapes):
+        self.score = keras.layers.Dense(1, kernel_initializer="zeros", name="score")
+        self.score.build((None, None, input_shapes[0][-1]))
+
+    def call(self, inputs):
+        embeddings, tokens = inputs
+        valid = ops.greater(tokens, PAD)
+        scores = ops.cast(self.score(embeddings)[..., 0], "float32")
+        scores = ops.where(valid, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=1) * ops.cast(valid, "float32")
+        return ops.sum(ops.cast(weights, embeddings.dtype)[..., None] * embeddings, axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], input_shapes[0][2])
+
+
+#: How the text encoder pools word embeddings into one vector.
+POOLING = {"mean": MaskedMean, "attention": AttentionPool}
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
 class PositionEmbedding(keras.layers.Layer):
     """Adds a learned embedding of each token's position to ``(b, L, d)`` embeddings."""
 
@@ -213,9 +241,14 @@ class TextBlock(keras.layers.Layer):
         return {**super().get_config(), "heads": self.heads}
 
 
-def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, seeds=None, prefix="text"):
-    """Functional layers embedding ``tokens`` (a ``(b, L)`` int Keras tensor). Returns
-    ``(pooled (b, dim), per_token (b, L, dim))``."""
+def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, pooling="mean", seeds=None,
+                 prefix="text"):
+    """Functional layers embedding ``tokens`` (a ``(b, L)`` int Keras tensor) and pooling them
+    ('attention' or 'mean', see :data:`POOLING`). Returns ``(pooled (b, dim), per_token
+    (b, L, dim))``."""
+    if pooling not in POOLING:
+        raise ValueError(f"Unknown text pooling {pooling!r}; choose one of "
+                         f"{', '.join(POOLING)}.")
     init = keras.initializers.RandomNormal(0.0, 0.02, seed=seeds.next() if seeds else None)
     x = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init,
                                name=f"{prefix}_embedding")(tokens)
@@ -223,7 +256,7 @@ def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, seeds=None, prefix="
         x = PositionEmbedding(name=f"{prefix}_positions")(x)
         for i in range(blocks):
             x = TextBlock(name=f"{prefix}_block{i + 1}")([x, tokens])
-    pooled = MaskedMean(name=f"{prefix}_mean")([x, tokens])
+    pooled = POOLING[pooling](name=f"{prefix}_{pooling}")([x, tokens])
     # Normalised, so that a long instruction (whose mean has a smaller norm) speaks as loudly
     # as a short one.
     pooled = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{prefix}_norm")(pooled)

@@ -79,6 +79,12 @@ def test_film_starts_as_plain_unet_and_conditioning_changes_output(trained):
                           vocabulary_size=10, sequence_length=4, text_dim=8)
     tokens = np.array([[2, 3, 0, 0], [4, 0, 0, 0]], np.int32)
     np.testing.assert_allclose(film({"image": x, "tokens": tokens}), plain(x), atol=1e-6)
+    # every option starts as the plain U-Net too (zero-initialised FiLM and attention outputs)
+    richer = unet_generator(num_downs=3, ngf=8, seed=0, inference_mode="deterministic",
+                            vocabulary_size=10, sequence_length=4, text_dim=8, text_blocks=1,
+                            text_pooling="attention", cross_attention=2)
+    assert any("attention" in layer.name for layer in richer.layers)
+    np.testing.assert_allclose(richer({"image": x, "tokens": tokens}), plain(x), atol=1e-6)
     image = (photos(1, 16, seed=3)[0])
     outputs = [trained.edit(image, phrase) for phrase in
                ("make it black and white", "invert the colours", "make it darker")]
@@ -348,3 +354,18 @@ def test_commands_train_edit_evaluate(tmp_path, capsys):
     metrics = json.loads((report / "metrics.json").read_text())
     assert 0.0 <= metrics["results"]["model"]["accuracy"] <= 1.0
     assert np.sum(metrics["confusion"]["counts"]) == metrics["results"]["model"]["counted"]
+
+
+def test_pooling_layers():
+    from pix2pix_tf.text import AttentionPool, MaskedMean
+
+    x = np.random.default_rng(0).normal(size=(3, 4, 5)).astype("float32")
+    tokens = np.array([[2, 3, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]], np.int32)
+    mean = MaskedMean()([x, tokens]).numpy()
+    np.testing.assert_allclose(mean[0], x[0, :2].mean(0), atol=1e-6)
+    np.testing.assert_allclose(mean[2], 0.0)  # an empty instruction: no guidance
+    pool = AttentionPool()
+    np.testing.assert_allclose(pool([x, tokens]).numpy(), mean, atol=1e-6)  # starts as the mean
+    pool.score.kernel.assign(np.ones((5, 1), "float32"))
+    weighted = pool([x, tokens]).numpy()
+    assert not np.allclose(weighted[1], mean[1]) and np.allclose(weighted[2], 0.0)

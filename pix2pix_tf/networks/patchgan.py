@@ -101,6 +101,7 @@ def patchgan_discriminator(
     sequence_length=24,
     text_dim=64,
     text_conditioning="projection",
+    text_pooling="mean",
     seed=None,
     name=None,
 ):
@@ -117,6 +118,7 @@ def patchgan_discriminator(
             size for the matching-aware form, which also takes ``"tokens"``.
         sequence_length, text_dim: token ids per instruction, width of the text embedding.
         text_conditioning: 'projection' (default) or 'concat'; see the module docstring.
+        text_pooling: how the text encoder pools words ('mean' or 'attention').
         seed: integer fixing the initial weights, or ``None``.
         name: model name.
 
@@ -136,7 +138,8 @@ def patchgan_discriminator(
     if vocabulary_size is not None:
         tokens = keras.Input((sequence_length,), dtype="int32", name=TOKENS)
         inputs = (inputs if isinstance(inputs, list) else [inputs]) + [tokens]
-        text = text_encoder(tokens, vocabulary_size, text_dim, seeds=seeds, prefix="d_text")[0]
+        text = text_encoder(tokens, vocabulary_size, text_dim, pooling=text_pooling,
+                            seeds=seeds, prefix="d_text")[0]
         if text_conditioning == "concat":
             x = keras.layers.Concatenate(name="pair_text")([x, TileLike(name="text_tiled")([text, x])])
             text = None

@@ -73,6 +73,7 @@ def unet_generator(
     sequence_length=24,
     text_dim=64,
     text_blocks=0,
+    text_pooling="mean",
     cross_attention=0,
     seed=None,
     name=None,
@@ -106,8 +107,9 @@ def unet_generator(
             ``"tokens"`` input and FiLM conditioning of every block.
         sequence_length: token ids per instruction (with ``vocabulary_size``).
         text_dim: width of the instruction embedding.
-        text_blocks: self-attention blocks in the text encoder (0: a masked mean of word
-            embeddings).
+        text_blocks: self-attention blocks in the text encoder (0: none).
+        text_pooling: 'mean' (the masked mean of the word embeddings) or 'attention' (a
+            weighted mean, weights learned per word).
         cross_attention: number of innermost encoder levels that also attend to the
             instruction's words (0: FiLM only).
         seed: integer fixing all initial weights and dropout masks, or ``None``.
@@ -170,7 +172,7 @@ def unet_generator(
         # Its own seeds: the image layers get the same weights as the plain U-Net's.
         text_seeds = SeedSequence(None if seed is None else seed + 7919)
         text, words = text_encoder(tokens, vocabulary_size, text_dim, blocks=text_blocks,
-                                   seeds=text_seeds)  # (b, text_dim), (b, L, text_dim)
+                                   pooling=text_pooling, seeds=text_seeds)  # (b, text_dim), (b, L, text_dim)
 
     def condition(x, block):
         """FiLM from the instruction (and cross-attention at the innermost levels)."""
