@@ -122,9 +122,11 @@ def main(argv=None):
 
     try:
         paths = [args.model] + list(args.compare)
-        names = ["model"] + [Path(p).stem for p in args.compare]
-        if len(set(names)) != len(names):  # clashing file names: use the paths
-            names = paths
+        # A run's model.keras is named by its run folder, other files by their names.
+        names = ["model"] + [Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
+                             for p in args.compare]
+        if len(set(names)) != len(names):  # clashing run names: use the paths
+            names = ["model"] + list(args.compare)
         models = {name: load_model(p) for name, p in zip(names, paths)}
         if isinstance(models["model"], InstructPix2Pix):
             return evaluate_editor(args, models)
