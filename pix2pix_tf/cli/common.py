@@ -17,3 +17,30 @@ def fail(message, code=EXIT_ERROR):
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples' line breaks and shows defaults."""
+
+
+def images_to_write(source, output):
+    """``{input image: output PNG path}`` for an image file or a folder of images and an output
+    folder; ``ValueError`` (with the fix) for a missing input, an empty folder, or an output
+    that would overwrite an input."""
+    from pathlib import Path
+
+    from pix2pix_tf.data.files import IMAGE_EXTENSIONS
+
+    source, output = Path(source), Path(output)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir()
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{source}: no JPEG/PNG/BMP images in this folder.")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise ValueError(f"{source}: no such file or folder.")
+    targets = {f: output / f"{f.stem}.png" for f in files}
+    inputs = {f.resolve() for f in files}
+    clashes = [t for t in targets.values() if t.resolve() in inputs]
+    if clashes:
+        raise ValueError(f"writing {clashes[0]} would overwrite an input image; choose another "
+                         "--output folder.")
+    return targets

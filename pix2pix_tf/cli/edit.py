@@ -4,7 +4,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+from pix2pix_tf.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    HelpFormatter,
+    fail,
+    images_to_write,
+)
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.edit --model runs/instruct/model.keras --input photo.jpg \\
@@ -40,25 +46,17 @@ def main(argv=None):
     args = parser().parse_args(argv)
     from keras.utils import Progbar
 
-    from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError
+    from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, write_image
     from pix2pix_tf.instruct import InstructPix2Pix
     from pix2pix_tf.text import check_instructions
 
-    source, output = Path(args.input), Path(args.output)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-        if not files:
-            return fail(f"{source}: no JPEG/PNG/BMP images in this folder.", EXIT_BAD_INPUT)
-    elif source.is_file():
-        files = [source]
-    else:
-        return fail(f"{source}: no such file or folder.", EXIT_BAD_INPUT)
-    targets = {f: output / f"{f.stem}.png" for f in files}
-    if any(t.resolve() in {g.resolve() for g in files} for t in targets.values()):
-        return fail("an edited image would overwrite an input image; choose another --output "
-                    "folder.", EXIT_BAD_INPUT)
+    output = Path(args.output)
+    try:
+        targets = images_to_write(args.input, output)
+    except ValueError as error:
+        return fail(error, EXIT_BAD_INPUT)
+    files = list(targets)
     try:
         model = load_model(args.model)
     except DataError as error:

@@ -4,7 +4,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+from pix2pix_tf.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    HelpFormatter,
+    fail,
+    images_to_write,
+)
 from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
@@ -38,25 +44,16 @@ def main(argv=None):
     args = parser().parse_args(argv)
     from keras.utils import Progbar
 
-    from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError
+    from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, translate, write_image
     from pix2pix_tf.networks import as_generator
 
-    source, output = Path(args.input), Path(args.output)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-        if not files:
-            return fail(f"{source}: no JPEG/PNG/BMP images in this folder.", EXIT_BAD_INPUT)
-    elif source.is_file():
-        files = [source]
-    else:
-        return fail(f"{source}: no such file or folder.", EXIT_BAD_INPUT)
-    targets = {f: output / f"{f.stem}.png" for f in files}
-    clashes = [f for f, t in targets.items() if t.resolve() in {g.resolve() for g in files}]
-    if clashes:
-        return fail(f"writing {targets[clashes[0]]} would overwrite an input image; choose "
-                    "another --output folder.", EXIT_BAD_INPUT)
+    output = Path(args.output)
+    try:
+        targets = images_to_write(args.input, output)
+    except ValueError as error:
+        return fail(error, EXIT_BAD_INPUT)
+    files = list(targets)
     try:
         model = load_model(args.model)
         output.mkdir(parents=True, exist_ok=True)
