@@ -173,11 +173,8 @@ class InstructPix2Pix(Pix2Pix):
     def call(self, inputs, training=False):
         return self.generator(self.network_inputs(inputs, training), training=training)
 
-    def discriminate(self, inputs, images, training=True):
-        out = self.discriminator([inputs[IMAGE], images, inputs[TOKENS]], training=training)
-        scales = list(out) if isinstance(out, (list, tuple)) else [out]
-        scales = [list(s) if isinstance(s, (list, tuple)) else [s] for s in scales]
-        return [s[-1] for s in scales], [s[:-1] for s in scales]
+    def discriminator_inputs(self, inputs, images):
+        return [inputs[IMAGE], images, inputs[TOKENS]]
 
     # ---------------------------------------------------------------------------- the steps
     def train_step(self, data):

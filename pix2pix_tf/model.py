@@ -286,13 +286,15 @@ class Pix2Pix(keras.Model):
         """The discriminator's verdict on ``images`` given ``inputs`` (ignored if
         unconditional): ``(logits, features)``, each a list with one entry per scale
         (features: the list of block activations, empty when the discriminator gives none)."""
-        if self.conditional:
-            out = self.discriminator([image_of(inputs), images], training=training)
-        else:
-            out = self.discriminator(images, training=training)
+        out = self.discriminator(self.discriminator_inputs(inputs, images), training=training)
         scales = list(out) if isinstance(out, (list, tuple)) else [out]
         scales = [list(s) if isinstance(s, (list, tuple)) else [s] for s in scales]
         return [s[-1] for s in scales], [s[:-1] for s in scales]
+
+    def discriminator_inputs(self, inputs, images):
+        """What the discriminator is called with: ``[input image, images]`` (conditional) or
+        ``images``. Models with more conditions (an instruction) add theirs here."""
+        return [image_of(inputs), images] if self.conditional else images
 
     def _unpack(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -44,3 +44,25 @@ def images_to_write(source, output):
         raise ValueError(f"writing {clashes[0]} would overwrite an input image; choose another "
                          "--output folder.")
     return targets
+
+
+def process_images(targets, work, verb, where, detail=""):
+    """Runs ``work(input_path, output_path)`` on every ``targets`` item with a progress bar; a
+    file that fails (DataError, ValueError) is listed, never stops the others. Prints
+    "VERB n of m image(s) into WHERE" and returns the exit code (2 if any failed)."""
+    from keras.utils import Progbar
+
+    from pix2pix_tf.data.files import DataError
+
+    failed = []
+    progress = Progbar(len(targets), unit_name="image")
+    for path, target in targets.items():
+        try:
+            work(path, target)
+        except (DataError, ValueError) as error:
+            failed.append(f"{path}: {str(error).split(': ', 1)[-1]}")
+        progress.add(1)
+    print(f"{verb} {len(targets) - len(failed)} of {len(targets)} image(s) into {where}{detail}")
+    if failed:
+        return fail(f"{len(failed)} file(s) failed:\n  " + "\n  ".join(failed), EXIT_BAD_INPUT)
+    return EXIT_OK

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pix2pix_tf.cli.common import (
     EXIT_BAD_INPUT,
-    EXIT_OK,
     HelpFormatter,
     fail,
     images_to_write,
+    process_images,
 )
 
 EXAMPLES = """examples:
@@ -44,8 +44,6 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from keras.utils import Progbar
-
     from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, write_image
     from pix2pix_tf.instruct import InstructPix2Pix
@@ -56,7 +54,6 @@ def main(argv=None):
         targets = images_to_write(args.input, output)
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)
-    files = list(targets)
     try:
         model = load_model(args.model)
     except DataError as error:
@@ -72,23 +69,13 @@ def main(argv=None):
         return fail(str(error).replace("instruction 0", "the instruction"), EXIT_BAD_INPUT)
     except OSError as error:
         return fail(f"cannot write to {output}: {error.strerror}", EXIT_BAD_INPUT)
-    failed = []
-    progress = Progbar(len(files), unit_name="image")
-    for path in files:
-        try:
-            image = read_image(path, model.input_channels)
-            edited = model.edit(image, args.instruction, args.strength,
-                                allow_empty=args.allow_empty, tile=args.tile)
-            write_image(edited, targets[path])
-        except (DataError, ValueError) as error:
-            failed.append(f"{path}: {str(error).split(': ', 1)[-1]}")
-        progress.add(1)
-    print(f"edited {len(files) - len(failed)} of {len(files)} image(s) into {output} "
-          f"({args.instruction!r}, strength {args.strength})")
-    if failed:
-        return fail(f"{len(failed)} file(s) failed:\n  " + "\n  ".join(failed), EXIT_BAD_INPUT)
-    return EXIT_OK
+    def edit(path, target):
+        image = read_image(path, model.input_channels)
+        write_image(model.edit(image, args.instruction, args.strength,
+                               allow_empty=args.allow_empty, tile=args.tile), target)
 
+    return process_images(targets, edit, "edited", output,
+                          f" ({args.instruction!r}, strength {args.strength})")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pix2pix_tf.cli.common import (
     EXIT_BAD_INPUT,
-    EXIT_OK,
     HelpFormatter,
     fail,
     images_to_write,
+    process_images,
 )
 from pix2pix_tf.layers import INFERENCE_MODES
 
@@ -42,8 +42,6 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from keras.utils import Progbar
-
     from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, translate, write_image
     from pix2pix_tf.networks import as_generator
@@ -53,7 +51,6 @@ def main(argv=None):
         targets = images_to_write(args.input, output)
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)
-    files = list(targets)
     try:
         model = load_model(args.model)
         output.mkdir(parents=True, exist_ok=True)
@@ -70,22 +67,11 @@ def main(argv=None):
     card = getattr(model, "model_card", None)
     if card and card.get("input"):
         print(f"{card['name']}: {card['input']} -> {card['output']}; expects {card['preparation']}")
-    channels = generator.input_channels
-    failed = []
-    progress = Progbar(len(files), unit_name="image")
-    for path in files:
-        try:
-            image = read_image(path, channels)
-            write_image(translate(model, image, tile=args.tile), targets[path], bits=args.bits)
-        except (DataError, ValueError) as error:
-            failed.append(f"{path}: {str(error).split(': ', 1)[-1]}")
-        progress.add(1)
-    done = len(files) - len(failed)
-    print(f"translated {done} of {len(files)} image(s) into {output}")
-    if failed:
-        return fail(f"{len(failed)} file(s) failed:\n  " + "\n  ".join(failed), EXIT_BAD_INPUT)
-    return EXIT_OK
+    def translate_file(path, target):
+        image = read_image(path, generator.input_channels)
+        write_image(translate(model, image, tile=args.tile), target, bits=args.bits)
 
+    return process_images(targets, translate_file, "translated", output)
 
 if __name__ == "__main__":
     sys.exit(main())
