@@ -24,6 +24,10 @@ setup(
         "tf2onnx>=1.17",
     ],
     extras_require={
+        # a pretrained text encoder for the instruction editor (--text-encoder); safetensors
+        # reads Hugging Face checkpoints. On tensorflow-cpu install tensorflow-text with
+        # --no-deps first: its wheel asks for the full `tensorflow` (README, "Instruction editing")
+        "hub": ["keras-hub>=0.32", "safetensors"],
         # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
         # the synthetic-pair tests
         # nbclient + ipykernel execute the tutorial notebook in the tests; ruff lints (pyproject.toml)

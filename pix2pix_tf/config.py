@@ -118,7 +118,15 @@ class TrainConfig:
     discriminator: str = option("patchgan", "discriminator from "
                                 "pix2pix_tf.networks.DISCRIMINATORS", "networks", _discriminators)
     text_dim: int = option(64, "instruct: width of the instruction embeddings", "networks")
-    sequence_length: int = option(16, "instruct: most words per instruction", "networks")
+    sequence_length: int = option(16, "instruct: most words per instruction (with "
+                                  "--text-encoder: word pieces, start and end included)",
+                                  "networks")
+    text_encoder: str = option(None, "instruct: a pretrained keras-hub text encoder for the "
+                               "generator: preset name, Kaggle/hf:// handle or folder (needs "
+                               "pip install 'pix2pix_tf[hub]'; default: the built-in encoder "
+                               "learning words from scratch)", "networks")
+    text_encoder_trainable: bool = option(False, "instruct: fine-tune the pretrained text "
+                                          "encoder (default frozen)", "networks")
     text_blocks: int = option(0, "instruct: self-attention blocks in the text encoder (0: "
                               "masked mean of word embeddings)", "networks")
     text_pooling: str = option("mean", "instruct: pool word embeddings equally (mean) or by "
@@ -190,6 +198,8 @@ class TrainConfig:
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ValueError("epochs + epochs_decay must be at least 1.")
         checkpoint_interval(self.checkpoint_every)  # raises for a bad value
+        if (self.text_encoder or self.text_encoder_trainable) and self.task != "instruct":
+            raise ValueError("--text-encoder reads instructions: it applies to --task instruct.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.preprocess == "resize_and_crop" and self.load_size < self.crop_size:

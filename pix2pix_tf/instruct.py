@@ -34,7 +34,7 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.networks import IMAGE, build_discriminator, build_generator
-from pix2pix_tf.text import INSTRUCTION, PAD, TOKENS, UNKNOWN, Vocabulary
+from pix2pix_tf.text import INSTRUCTION, PAD, TOKENS, make_vocabulary
 
 #: The optional data field naming each example's edit (an int), for choosing wrong instructions.
 EDIT = "edit"
@@ -61,7 +61,16 @@ class InstructPix2Pix(Pix2Pix):
     Args:
         vocabulary: the instruction words the model knows (a list, most frequent first; see
             :func:`pix2pix_tf.text.build_vocabulary`). Other words map to one "unknown" token.
-        sequence_length: the most words an instruction may have (longer ones are refused).
+            Not needed with ``text_encoder``.
+        sequence_length: the most words an instruction may have (longer ones are refused;
+            with ``text_encoder``, word pieces plus the start and end tokens).
+        text_encoder: ``None`` (default): the built-in encoder, learning words from scratch.
+            Or a keras-hub preset (a name, a Kaggle/``hf://`` handle or a folder) whose
+            pretrained encoder reads instructions for the generator, frozen (see
+            :mod:`pix2pix_tf.pretrained_text`): a deviation that exists because a from-scratch
+            encoder cannot know words its training instructions never used. The preset is read
+            only when the networks are built here; a saved model carries it.
+        text_encoder_trainable: fine-tune the pretrained encoder too (default frozen).
         generator, discriminator: networks taking ``"tokens"`` beside the images; default the
             paper's unet_256 with FiLM and the matching-aware 70x70 PatchGAN (projection).
         text_dim: width of the default networks' instruction embeddings.
@@ -80,7 +89,8 @@ class InstructPix2Pix(Pix2Pix):
         offered: the single-pass step has no matching-aware term.
     """
 
-    def __init__(self, generator=None, discriminator=None, *, vocabulary, sequence_length=24,
+    def __init__(self, generator=None, discriminator=None, *, vocabulary=None,
+                 sequence_length=24, text_encoder=None, text_encoder_trainable=False,
                  text_dim=64, instruction_dropout=0.05, word_dropout=0.1, lambda_mismatch=1.0,
                  input_channels=3,
                  output_channels=3, lambda_gan=1.0, inference_mode="paper", seed=None,
@@ -95,12 +105,25 @@ class InstructPix2Pix(Pix2Pix):
             raise ValueError("InstructPix2Pix trains with the reference step order "
                              "(g_sees_updated_d=True): the single-pass step has no "
                              "matching-aware discriminator term.")
-        self.vocabulary = Vocabulary(vocabulary, sequence_length)
+        backbone = None
+        if vocabulary is None:
+            if text_encoder is None:
+                raise ValueError("InstructPix2Pix needs a vocabulary (the built-in encoder's "
+                                 "words) or a pretrained text_encoder preset.")
+            if generator is not None:
+                raise ValueError("give a generator with its vocabulary: text_encoder alone "
+                                 "builds the default networks.")
+            from pix2pix_tf.pretrained_text import load_text_encoder
+
+            vocabulary, backbone = load_text_encoder(text_encoder, sequence_length)
+        self.vocabulary = make_vocabulary(vocabulary, sequence_length)
         text = dict(vocabulary_size=self.vocabulary.size, sequence_length=sequence_length,
                     text_dim=text_dim)
         if generator is None:
             generator = build_generator("unet_256", input_channels, output_channels,
-                                        inference_mode=inference_mode, seed=seed, **text)
+                                        inference_mode=inference_mode, seed=seed,
+                                        text_backbone=backbone,
+                                        text_backbone_trainable=text_encoder_trainable, **text)
         if discriminator is None and lambda_gan > 0:
             discriminator = build_discriminator(
                 "patchgan", generator.input_channels, generator.output_channels,
@@ -116,6 +139,7 @@ class InstructPix2Pix(Pix2Pix):
         super().__init__(generator, discriminator, lambda_gan=lambda_gan,
                          inference_mode=inference_mode, seed=seed, **kwargs)
         self.text_dim = int(text_dim)
+        self.text_encoder, self.text_encoder_trainable = text_encoder, bool(text_encoder_trainable)
         self.instruction_dropout = float(instruction_dropout)
         self.word_dropout = float(word_dropout)
         self.lambda_mismatch = float(lambda_mismatch)
@@ -161,8 +185,12 @@ class InstructPix2Pix(Pix2Pix):
         elif training:
             if self.word_dropout > 0:
                 drop = keras.random.uniform(ops.shape(tokens), seed=self.instruction_seed)
-                unknown = ops.logical_and(drop < self.word_dropout, ops.greater(tokens, PAD))
-                tokens = ops.where(unknown, ops.full_like(tokens, UNKNOWN), tokens)
+                word = ops.greater(tokens, PAD)
+                for special in self.vocabulary.special_ids:  # start / end tokens stay
+                    word = ops.logical_and(word, ops.not_equal(tokens, special))
+                unknown = ops.logical_and(drop < self.word_dropout, word)
+                tokens = ops.where(unknown, ops.full_like(tokens, self.vocabulary.unknown),
+                                   tokens)
             if self.instruction_dropout > 0:
                 drop = keras.random.uniform((ops.shape(tokens)[0], 1),
                                             seed=self.instruction_seed)
@@ -249,8 +277,9 @@ class InstructPix2Pix(Pix2Pix):
     def get_config(self):
         config = super().get_config()
         config.pop("g_sees_updated_d", None)
-        config.update(vocabulary=list(self.vocabulary.words),
-                      sequence_length=self.sequence_length, text_dim=self.text_dim,
+        config.update(vocabulary=self.vocabulary.spec,
+                      sequence_length=self.sequence_length, text_encoder=self.text_encoder,
+                      text_encoder_trainable=self.text_encoder_trainable, text_dim=self.text_dim,
                       instruction_dropout=self.instruction_dropout,
                       word_dropout=self.word_dropout,
                       lambda_mismatch=self.lambda_mismatch)

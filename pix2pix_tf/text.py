@@ -49,12 +49,16 @@ def build_vocabulary(instructions, max_words=None):
     return ranked[:max_words] if max_words else ranked
 
 
-def check_instructions(instructions, sequence_length, allow_empty=False):
+def check_instructions(instructions, sequence_length, allow_empty=False, count=None,
+                       unit="words"):
     """Validates a batch of instructions given by a person; returns them as a list of str.
 
     Raises ``TypeError`` for a non-string and ``ValueError`` for an empty instruction (unless
-    ``allow_empty``) or one longer than ``sequence_length`` words, naming it and the fix.
+    ``allow_empty``) or one longer than ``sequence_length``, naming it and the fix. ``count``
+    gives the positions an instruction takes (default: its :func:`words`; 0 means empty),
+    ``unit`` what they are called in the message.
     """
+    count = count or (lambda text: len(words(text)))
     if isinstance(instructions, (str, bytes)):
         instructions = [instructions]
     checked = []
@@ -64,13 +68,13 @@ def check_instructions(instructions, sequence_length, allow_empty=False):
         if not isinstance(text, str):
             raise TypeError(f"instruction {i} is a {type(text).__name__} ({text!r}); "
                             "instructions are text, e.g. \"make it sepia\".")
-        n = len(words(text))
+        n = count(text)
         if n == 0 and not allow_empty:
             raise ValueError(f"instruction {i} is empty ({text!r}): say what to do, e.g. "
                              "\"make it black and white\". (allow_empty=True gives the model's "
                              "output without edit guidance.)")
         if n > sequence_length:
-            raise ValueError(f"instruction {i} has {n} words, more than this model's "
+            raise ValueError(f"instruction {i} has {n} {unit}, more than this model's "
                              f"sequence length of {sequence_length}: {text[:80]!r}. Shorten it, "
                              "or train a model with a longer --sequence-length.")
         checked.append(text)
@@ -97,10 +101,22 @@ class Vocabulary:
             vocabulary=self.words, output_mode="int", output_sequence_length=None,
             name="instruction_vectorizer")
 
+    #: Token id that word dropout substitutes; ids never dropped (none: no start/end tokens).
+    unknown, special_ids = UNKNOWN, ()
+
     @property
     def size(self):
         """Number of token ids, padding and unknown included."""
         return len(self.words) + 2
+
+    @property
+    def spec(self):
+        """What :func:`make_vocabulary` rebuilds this from (saved in model configs)."""
+        return list(self.words)
+
+    def check(self, instructions, allow_empty=False):
+        """:func:`check_instructions` for this vocabulary's sequence length."""
+        return check_instructions(instructions, self.sequence_length, allow_empty)
 
     def ids_of(self, instructions):
         """Token ids of a batch of instruction strings (a 1-D string tensor or list)."""
@@ -119,8 +135,7 @@ class Vocabulary:
 
     def encode(self, instructions, allow_empty=False):
         """NumPy token ids of instructions checked with :func:`check_instructions`."""
-        checked = check_instructions(instructions, self.sequence_length, allow_empty)
-        return self.ids_of(checked).numpy()
+        return self.ids_of(self.check(instructions, allow_empty)).numpy()
 
     def write(self, path):
         """Writes the vocabulary, one word per line in id order from id 2 (ids 0 and 1 are
@@ -134,8 +149,13 @@ class Vocabulary:
 
     @classmethod
     def read(cls, path):
-        """The vocabulary :meth:`write` wrote."""
+        """The vocabulary :meth:`write` (or a pretrained encoder's vocabulary's ``write``)
+        wrote."""
         lines = open(path, encoding="utf-8").read().splitlines()
+        if lines and lines[0].startswith("# pix2pix_tf wordpiece"):
+            from pix2pix_tf.pretrained_text import WordPieceVocabulary
+
+            return WordPieceVocabulary.read(path)
         length = int(lines[0].rsplit(" ", 1)[1])
         return cls(lines[1:], length)
 
@@ -145,6 +165,22 @@ class Vocabulary:
         index = {w: i + 2 for i, w in enumerate(self.words)}
         ids = [index.get(w, UNKNOWN) for w in words(instruction)][: self.sequence_length]
         return np.array(ids + [PAD] * (self.sequence_length - len(ids)), np.int32)
+
+
+def make_vocabulary(spec, sequence_length):
+    """The vocabulary a :attr:`Vocabulary.spec` describes: a list of words (the built-in
+    encoder's :class:`Vocabulary`) or a pretrained tokenizer's dict (see
+    :mod:`pix2pix_tf.pretrained_text`). A vocabulary object is returned as it is."""
+    if isinstance(spec, dict):
+        from pix2pix_tf.pretrained_text import WordPieceVocabulary
+
+        return WordPieceVocabulary.from_spec(spec, sequence_length)
+    if hasattr(spec, "ids_of"):
+        if spec.sequence_length != sequence_length:
+            raise ValueError(f"the vocabulary reads {spec.sequence_length} tokens, but "
+                             f"sequence_length is {sequence_length}.")
+        return spec
+    return Vocabulary(spec, sequence_length)
 
 
 # --------------------------------------------------------------------------------- layers
@@ -242,16 +278,27 @@ class TextBlock(keras.layers.Layer):
 
 
 def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, pooling="mean", seeds=None,
-                 prefix="text"):
+                 prefix="text", backbone=None, backbone_trainable=False):
     """Functional layers embedding ``tokens`` (a ``(b, L)`` int Keras tensor) and pooling them
     ('attention' or 'mean', see :data:`POOLING`). Returns ``(pooled (b, dim), per_token
-    (b, L, dim))``."""
+    (b, L, d))``.
+
+    ``backbone``: a pretrained keras-hub text backbone (see :mod:`pix2pix_tf.pretrained_text`)
+    whose per-token features replace the word embeddings learned from scratch; frozen unless
+    ``backbone_trainable``.
+    """
     if pooling not in POOLING:
         raise ValueError(f"Unknown text pooling {pooling!r}; choose one of "
                          f"{', '.join(POOLING)}.")
-    init = keras.initializers.RandomNormal(0.0, 0.02, seed=seeds.next() if seeds else None)
-    x = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init,
-                               name=f"{prefix}_embedding")(tokens)
+    if backbone is not None:
+        from pix2pix_tf.pretrained_text import PretrainedTextEncoder
+
+        x = PretrainedTextEncoder(backbone, trainable=backbone_trainable,
+                                  name=f"{prefix}_pretrained")(tokens)
+    else:
+        init = keras.initializers.RandomNormal(0.0, 0.02, seed=seeds.next() if seeds else None)
+        x = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init,
+                                   name=f"{prefix}_embedding")(tokens)
     if blocks:
         x = PositionEmbedding(name=f"{prefix}_positions")(x)
         for i in range(blocks):

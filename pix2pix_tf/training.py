@@ -58,7 +58,7 @@ from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
-from pix2pix_tf.text import build_vocabulary
+from pix2pix_tf.text import build_vocabulary, make_vocabulary
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
@@ -71,17 +71,25 @@ class TrainingDiverged(RuntimeError):
 
 def build_model(config, input_channels, output_channels, steps_per_epoch, vocabulary=None):
     """The compiled :class:`Pix2Pix` (or, for ``task="instruct"``, :class:`InstructPix2Pix`
-    knowing ``vocabulary``) that ``config`` describes: the one place where a training config
-    becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
+    knowing ``vocabulary``, or the ``text_encoder`` preset's) that ``config`` describes: the
+    one place where a training config becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
     objective = TABLE1_OBJECTIVES[config.objective]
     lambda_gan = objective["lambda_gan"]
     lambda_l1 = config.lambda_l1 if objective["lambda_l1"] > 0 else 0.0
-    text = {}
+    text, backbone = {}, {}
     if config.task == "instruct":
-        text = dict(vocabulary_size=len(vocabulary) + 2, sequence_length=config.sequence_length,
+        if config.text_encoder:
+            from pix2pix_tf.pretrained_text import load_text_encoder
+
+            vocabulary, pretrained = load_text_encoder(config.text_encoder,
+                                                       config.sequence_length)
+            backbone = dict(text_backbone=pretrained,
+                            text_backbone_trainable=config.text_encoder_trainable)
+        vocabulary = make_vocabulary(vocabulary, config.sequence_length)
+        text = dict(vocabulary_size=vocabulary.size, sequence_length=config.sequence_length,
                     text_dim=config.text_dim)
     generator = build_generator(config.generator, input_channels, output_channels,
-                                **config.generator_options(), **text)
+                                **config.generator_options(), **text, **backbone)
     discriminator = None
     if lambda_gan > 0:
         discriminator = build_discriminator(config.discriminator, input_channels,
@@ -91,8 +99,10 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, vocabu
                   inference_mode=config.inference_mode, lambda_feat=config.lambda_feat,
                   training_config=config.to_dict())
     if config.task == "instruct":
-        model = InstructPix2Pix(generator, discriminator, vocabulary=vocabulary,
+        model = InstructPix2Pix(generator, discriminator, vocabulary=vocabulary.spec,
                                 sequence_length=config.sequence_length, text_dim=config.text_dim,
+                                text_encoder=config.text_encoder,
+                                text_encoder_trainable=config.text_encoder_trainable,
                                 instruction_dropout=config.instruction_dropout,
                                 word_dropout=config.word_dropout,
                                 lambda_mismatch=config.lambda_mismatch, seed=config.seed,
@@ -250,7 +260,7 @@ def _train(run_dir, config, verbose, train_data, test_data):
     else:
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
             vocabulary = None
-            if config.task == "instruct":
+            if config.task == "instruct" and not config.text_encoder:
                 vocabulary = build_vocabulary(train_pairs.instructions)
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
                                 vocabulary)

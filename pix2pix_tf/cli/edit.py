@@ -47,7 +47,6 @@ def main(argv=None):
     from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, write_image
     from pix2pix_tf.instruct import InstructPix2Pix
-    from pix2pix_tf.text import check_instructions
 
     output = Path(args.output)
     try:
@@ -63,7 +62,7 @@ def main(argv=None):
                     "pix2pix_tf.train --task instruct); for plain pix2pix models use "
                     "python -m pix2pix_tf.predict.", EXIT_BAD_INPUT)
     try:
-        check_instructions([args.instruction], model.sequence_length, args.allow_empty)
+        model.vocabulary.check([args.instruction], args.allow_empty)
         output.mkdir(parents=True, exist_ok=True)
     except ValueError as error:
         return fail(str(error).replace("instruction 0", "the instruction"), EXIT_BAD_INPUT)

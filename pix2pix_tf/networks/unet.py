@@ -75,6 +75,8 @@ def unet_generator(
     text_blocks=0,
     text_pooling="mean",
     cross_attention=0,
+    text_backbone=None,
+    text_backbone_trainable=False,
     seed=None,
     name=None,
 ):
@@ -112,6 +114,9 @@ def unet_generator(
             weighted mean, weights learned per word).
         cross_attention: number of innermost encoder levels that also attend to the
             instruction's words (0: FiLM only).
+        text_backbone: a pretrained keras-hub text backbone reading the token ids instead of
+            word embeddings learned from scratch (:mod:`pix2pix_tf.pretrained_text`).
+        text_backbone_trainable: fine-tune it (default frozen).
         seed: integer fixing all initial weights and dropout masks, or ``None``.
         name: model name (default ``unet_<2**num_downs>`` or ``encoder_decoder_<...>``).
 
@@ -172,7 +177,9 @@ def unet_generator(
         # Its own seeds: the image layers get the same weights as the plain U-Net's.
         text_seeds = SeedSequence(None if seed is None else seed + 7919)
         text, words = text_encoder(tokens, vocabulary_size, text_dim, blocks=text_blocks,
-                                   pooling=text_pooling, seeds=text_seeds)  # (b, text_dim), (b, L, text_dim)
+                                   pooling=text_pooling, seeds=text_seeds,
+                                   backbone=text_backbone,
+                                   backbone_trainable=text_backbone_trainable)  # (b, text_dim), (b, L, text_dim)
 
     def condition(x, block):
         """FiLM from the instruction (and cross-attention at the innermost levels)."""
