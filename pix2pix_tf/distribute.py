@@ -54,7 +54,13 @@ def strategy(kind="none", devices=None):
         elif kind == "mirrored":
             made = _mirrored(devices)
         elif kind == "multiworker":
-            made = tf.distribute.MultiWorkerMirroredStrategy()
+            try:
+                made = tf.distribute.MultiWorkerMirroredStrategy()
+            except RuntimeError as error:
+                raise RuntimeError(
+                    f"strategy 'multiworker' ({error}): it must be made before TensorFlow "
+                    "runs anything in this process. Use the train command, or call "
+                    "pix2pix_tf.distribute.strategy('multiworker') first thing.") from error
         else:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
             tf.config.experimental_connect_to_cluster(resolver)
@@ -62,3 +68,70 @@ def strategy(kind="none", devices=None):
             made = tf.distribute.TPUStrategy(resolver)
         _made[key] = made
     return _made[key]
+
+
+# ---------------------------------------------------------------------- multi-worker training
+def worker_index():
+    """``(index, count)`` of this worker in ``TF_CONFIG``'s cluster (``(0, 1)`` without one)."""
+    import json
+    import os
+
+    spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    workers = spec.get("cluster", {}).get("worker", [])
+    return int(spec.get("task", {}).get("index", 0)), max(len(workers), 1)
+
+
+def fit_distributed(model, strategy, dataset, *, epochs, initial_epoch=0, validation_data=None,
+                    callbacks=(), verbose="auto", steps_per_epoch=None):
+    """``model.fit`` for strategies under which Keras 3's own loop does not run
+    (``MultiWorkerMirroredStrategy``, keras-team/keras#20585): the same ``train_step`` and
+    ``test_step``, run on every replica with ``strategy.run``, with the logs averaged over
+    replicas and the callbacks called as ``fit`` calls them. Returns the ``History``.
+
+    ``dataset`` yields *global* batches; each worker keeps its share of every batch (data
+    sharding), so that, the losses being divided by the global batch, the gradients equal one
+    device's on the same batches.
+    """
+    import keras
+
+    def distribute(data):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        return strategy.experimental_distribute_dataset(data.with_options(options))
+
+    def mean_logs(logs):
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in logs.items()}
+
+    train_step = tf.function(lambda batch: mean_logs(strategy.run(model.train_step, (batch,))))
+    test_step = tf.function(lambda batch: mean_logs(strategy.run(model.test_step, (batch,))))
+    history = keras.callbacks.History()
+    callback_list = keras.callbacks.CallbackList(
+        list(callbacks) + [history], add_progbar=verbose not in (0, "0"), model=model,
+        verbose=1 if verbose == "auto" else verbose, epochs=epochs, steps=steps_per_epoch)
+    train_data = distribute(dataset)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        logs = {}
+        for step, batch in enumerate(train_data):
+            callback_list.on_train_batch_begin(step)
+            logs = {k: float(v) for k, v in train_step(batch).items()}
+            callback_list.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        if validation_data is not None and not model.stop_training:
+            for metric in model.test_metrics:
+                metric.reset_state()
+            val = {}
+            for batch in distribute(validation_data):
+                val = test_step(batch)
+            logs.update({f"val_{k}": float(v) for k, v in val.items()})
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history

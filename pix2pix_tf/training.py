@@ -50,7 +50,7 @@ from pix2pix_tf.config import checkpoint_interval
 from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
 from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
 from pix2pix_tf.data.sources import op_error_reason
-from pix2pix_tf.distribute import strategy
+from pix2pix_tf.distribute import fit_distributed, strategy
 from pix2pix_tf.instruct import InstructPix2Pix
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix, default_optimizer
@@ -211,6 +211,16 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
     :func:`pix2pix_tf.load_paired_dataset` accepts, e.g. arrays, or a PairSource).
     """
     run_dir = Path(config.run_dir)
+    if config.strategy == "multiworker":
+        from pix2pix_tf.distribute import worker_index
+
+        strategy(config.strategy)  # first: it must exist before TensorFlow runs anything
+        index = worker_index()[0]
+        if index > 0:
+            # Every worker saves (saving reads the replicated variables on all of them); only
+            # the chief, worker 0, writes the run directory. The others write beside it, so
+            # that workers sharing a filesystem never write the same files.
+            run_dir = run_dir.with_name(f"{run_dir.name}.worker{index}")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -223,17 +233,7 @@ def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=Non
         return _train(run_dir, config, verbose, train_data, test_data)
 
 
-#: Why ``strategy="multiworker"`` stops before training (see the README, "Multi-device").
-MULTIWORKER_BLOCKED = (
-    "strategy 'multiworker': Keras 3's Model.fit does not run under "
-    "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585, open; with Keras 3.15 and "
-    "TF 2.21 even a plain Sequential model fails in fit's first batch, and past that in the "
-    "metric reduction). Train on one machine (--strategy mirrored for its GPUs) until it is fixed.")
-
-
 def _train(run_dir, config, verbose, train_data, test_data):
-    if config.strategy == "multiworker":
-        raise ValueError(MULTIWORKER_BLOCKED)
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
@@ -299,9 +299,15 @@ def _train(run_dir, config, verbose, train_data, test_data):
 
     def fit(dataset, epochs, first, extra=()):
         try:
-            model.fit(dataset, epochs=epochs, initial_epoch=first, validation_data=test_ds,
-                      callbacks=callbacks + list(extra), verbose=verbose,
-                      shuffle=False)  # the dataset shuffles itself, seeded
+            if config.strategy == "multiworker":  # Keras' fit does not run there (README)
+                fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
+                                initial_epoch=first, validation_data=test_ds,
+                                callbacks=callbacks + list(extra), verbose=verbose,
+                                steps_per_epoch=steps_per_epoch)
+            else:
+                model.fit(dataset, epochs=epochs, initial_epoch=first, validation_data=test_ds,
+                          callbacks=callbacks + list(extra), verbose=verbose,
+                          shuffle=False)  # the dataset shuffles itself, seeded
         except tf.errors.InvalidArgumentError as error:
             raise _named_data_error(error, train_pairs, test_pairs) from error
 

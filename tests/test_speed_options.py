@@ -133,11 +133,74 @@ def test_train_with_the_mirrored_strategy_option(tmp_path):
         preset("quick", strategy="gpus")
 
 
-def test_multiworker_training_stops_with_the_reason(tmp_path):
-    from pix2pix_tf.training import MULTIWORKER_BLOCKED
+#: One worker of the multi-worker test: the same training as the test's single-device run.
+WORKER = """
+import json, sys
+import keras
+import numpy as np
+from pix2pix_tf import training
+from pix2pix_tf.config import preset
+from pix2pix_tf.training import train
+training.default_optimizer = lambda *args, **kwargs: keras.optimizers.SGD(0.05)
+x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+train(preset("quick", **json.loads(sys.argv[1])), train_data=(x, -x), test_data=(x[:4], -x[:4]),
+      verbose=0)
+"""
 
-    config = preset("quick", run_dir=str(tmp_path / "run"), strategy="multiworker")
-    with pytest.raises(ValueError, match="keras-team/keras#20585") as error:
-        train(config, verbose=0)
-    assert str(error.value) == MULTIWORKER_BLOCKED
-    assert not (tmp_path / "run" / "config.json").exists()
+
+def free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_training_matches_one_device(tmp_path, monkeypatch):
+    """Two worker processes on 127.0.0.1 with TF_CONFIG train together; the chief's model
+    equals a single-device run on the same global batches (the mirrored test's rule). With SGD:
+    Adam's first steps move every weight by about the learning rate whatever the gradient's
+    size, so rounding-level gradient differences would show as learning-rate-sized ones."""
+    import os
+    import subprocess
+    import sys
+
+    options = dict(crop_size=32, load_size=36, generator="unet", num_downs=5, ngf=4, ndf=4,
+                   n_layers_d=1, epochs=1, epochs_decay=1, batch_size=4, samples=2,
+                   norm="instance", dropout=False)  # per-example networks: splittable batches
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    (tmp_path / "worker.py").write_text(WORKER)
+    run = str(tmp_path / "multi")
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, str(tmp_path / "worker.py"),
+             json.dumps(dict(options, run_dir=run, strategy="multiworker"))],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+
+    import pix2pix_tf.training
+
+    monkeypatch.setattr(pix2pix_tf.training, "default_optimizer",
+                        lambda *args, **kwargs: keras.optimizers.SGD(0.05))
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    train(preset("quick", **options, run_dir=str(tmp_path / "single")), train_data=(x, -x),
+          test_data=(x[:4], -x[:4]), verbose=0)
+    single = keras.models.load_model(tmp_path / "single" / "model.keras")
+    multi = keras.models.load_model(tmp_path / "multi" / "model.keras")
+    assert multi.g_optimizer.iterations.numpy() == single.g_optimizer.iterations.numpy() == 4
+    assert max_weight_diff(single, multi) < 1e-5
+    history = [np.genfromtxt(tmp_path / name / "history.csv", delimiter=",", names=True)
+               for name in ("single", "multi")]
+    for key in history[0].dtype.names:
+        np.testing.assert_allclose(history[1][key], history[0][key], rtol=1e-4, atol=1e-6)
+    assert (tmp_path / "multi" / "samples" / "final.png").is_file()
+    assert (tmp_path / "multi.worker1" / "model.keras").is_file()  # worker 1 wrote beside it

@@ -45,6 +45,7 @@ from pix2pix_tf.layers import (
     normalization,
 )
 from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
+from pix2pix_tf.pretrained_text import PretrainedTextEncoder  # noqa: F401  (registers it)
 from pix2pix_tf.text import TOKENS, CrossAttention, FiLM, text_encoder
 
 #: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
