@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf.text import PAD, check_instructions
+from pix2pix_tf.text import PAD, check_instructions, padded_to_length
 
 #: How to get the optional dependencies.
 INSTALL = ('pip install "pix2pix_tf[hub]" (on tensorflow-cpu: pip install --no-deps '
@@ -183,14 +183,7 @@ class WordPieceVocabulary:
         column = lambda i: tf.fill([rows, 1], i)  # noqa: E731
         ids = tf.concat([column(self.start), pieces, column(self.end)], axis=1).to_tensor(PAD)
         ids = tf.where(said[:, None], ids, tf.zeros_like(ids))  # empty: padding only
-        length = tf.shape(ids)[1]
-        check = tf.debugging.assert_less_equal(
-            length, self.sequence_length,
-            message=f"an instruction has more word pieces than the model's sequence length of "
-                    f"{self.sequence_length}; shorten it")
-        with tf.control_dependencies([check]):
-            ids = tf.pad(ids, [[0, 0], [0, self.sequence_length - length]])
-        return tf.ensure_shape(ids, [None, self.sequence_length])
+        return padded_to_length(ids, self.sequence_length, "word pieces")
 
     def encode(self, instructions, allow_empty=False):
         """NumPy token ids of checked instructions."""

@@ -81,6 +81,21 @@ def check_instructions(instructions, sequence_length, allow_empty=False, count=N
     return checked
 
 
+def padded_to_length(ids, sequence_length, unit):
+    """``(batch, longest)`` token ids padded to ``(batch, sequence_length)``; in TensorFlow ops,
+    an ``InvalidArgumentError`` (naming ``unit``, e.g. "words") where ``longest`` is longer."""
+    import tensorflow as tf
+
+    length = tf.shape(ids)[1]
+    check = tf.debugging.assert_less_equal(
+        length, sequence_length,
+        message=f"an instruction has more {unit} than the model's sequence length of "
+                f"{sequence_length}; shorten it")
+    with tf.control_dependencies([check]):
+        ids = tf.pad(ids, [[0, 0], [0, sequence_length - length]])
+    return tf.ensure_shape(ids, [None, sequence_length])
+
+
 class Vocabulary:
     """Instructions -> ``(batch, sequence_length)`` int32 token ids, in TensorFlow ops.
 
@@ -124,14 +139,7 @@ class Vocabulary:
 
         strings = tf.reshape(tf.convert_to_tensor(instructions, tf.string), [-1])
         ids = tf.cast(self.layer(strings), tf.int32)  # (batch, longest)
-        length = tf.shape(ids)[1]
-        check = tf.debugging.assert_less_equal(
-            length, self.sequence_length,
-            message=f"an instruction has more words than the model's sequence length of "
-                    f"{self.sequence_length}; shorten it")
-        with tf.control_dependencies([check]):
-            ids = tf.pad(ids, [[0, 0], [0, self.sequence_length - length]])
-        return tf.ensure_shape(ids, [None, self.sequence_length])
+        return padded_to_length(ids, self.sequence_length, "words")
 
     def encode(self, instructions, allow_empty=False):
         """NumPy token ids of instructions checked with :func:`check_instructions`."""

@@ -39,6 +39,16 @@ def tiny_model(seed=0, **kwargs):
                            inference_mode="moving_average", **kwargs)
 
 
+def photo_folder(root):
+    """4 training and 2 test photos (32x32 PNGs) in ``root/train`` and ``root/test``."""
+    from PIL import Image
+
+    for split, n in (("train", 4), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i, photo in enumerate(photos(n, 32, seed=n)):
+            Image.fromarray(photo).save(root / split / f"p{i}.png")
+
+
 def photos(n=4, size=32, seed=0):
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (n, size // 4, size // 4, 3), dtype=np.uint8)
@@ -321,10 +331,7 @@ def test_commands_train_edit_evaluate(tmp_path, capsys):
     from pix2pix_tf.cli import evaluate as evaluate_cli
     from pix2pix_tf.cli import train as train_cli
 
-    for split, n in (("train", 4), ("test", 2)):
-        (tmp_path / "photos" / split).mkdir(parents=True)
-        for i, photo in enumerate(photos(n, 32, seed=n)):
-            Image.fromarray(photo).save(tmp_path / "photos" / split / f"p{i}.png")
+    photo_folder(tmp_path / "photos")
     run = tmp_path / "run"
     args = ["--task", "instruct", "--data", f"edits:{tmp_path / 'photos'}", "--edit-size", "32",
             "--crop-size", "16", "--num-downs", "3", "--ngf", "8", "--ndf", "8", "--epochs",

@@ -2,6 +2,7 @@
 initialised BERT is saved as a preset folder and loaded through the same ``from_preset`` path a
 downloaded preset takes. Nothing here downloads."""
 
+import subprocess
 import sys
 
 import keras
@@ -139,16 +140,12 @@ def test_editor_trains_with_a_frozen_pretrained_encoder_and_round_trips(preset, 
 
 def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     from PIL import Image
-    from test_instruct import photos
+    from test_instruct import photo_folder, photos
 
-    from pix2pix_tf.cli import edit as edit_cli
     from pix2pix_tf.cli import train as train_cli
     from pix2pix_tf.export import export_model
 
-    for split, n in (("train", 4), ("test", 2)):
-        (tmp_path / "photos" / split).mkdir(parents=True)
-        for i, photo in enumerate(photos(n, 32, seed=n)):
-            Image.fromarray(photo).save(tmp_path / "photos" / split / f"p{i}.png")
+    photo_folder(tmp_path / "photos")
     run = tmp_path / "run"
     assert train_cli.main(["--task", "instruct", "--text-encoder", preset, "--data",
                            f"edits:{tmp_path / 'photos'}", "--edit-size", "32", "--crop-size",
@@ -158,9 +155,12 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     model = keras.models.load_model(run / "model.keras")
     assert model.text_encoder == preset and model.training_config["text_encoder"] == preset
     Image.fromarray(photos(1, 20)[0]).save(tmp_path / "photo.png")
-    assert edit_cli.main(["--model", str(run / "model.keras"), "--input",
-                          str(tmp_path / "photo.png"), "--instruction", "add some blur",
-                          "--output", str(tmp_path / "out")]) == 0
+    # In a new process, as a user runs it: the saved model loads with nothing imported first.
+    edited = subprocess.run(
+        [sys.executable, "-m", "pix2pix_tf.edit", "--model", str(run / "model.keras"), "--input",
+         str(tmp_path / "photo.png"), "--instruction", "add some blur", "--output",
+         str(tmp_path / "out")], capture_output=True, text=True)
+    assert edited.returncode == 0, edited.stderr[-2000:]
     assert Image.open(tmp_path / "out" / "photo.png").size == (20, 20)
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
