@@ -28,10 +28,13 @@ setup(
         # reads Hugging Face checkpoints. On tensorflow-cpu install tensorflow-text with
         # --no-deps first: its wheel asks for the full `tensorflow` (README, "Instruction editing")
         "hub": ["keras-hub>=0.32", "safetensors"],
+        # --data hf:NAME (Hugging Face instruction-editing datasets)
+        "datasets": ["datasets"],
         # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
         # the synthetic-pair tests
         # nbclient + ipykernel execute the tutorial notebook in the tests; ruff lints (pyproject.toml)
+        # datasets: the instruction editor's Hugging Face sources are tested against the real package
         "dev": ["pytest>=7", "ruff", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
-                "scikit-image", "nbclient", "nbformat", "ipykernel"],
+                "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets"],
     },
 )

@@ -83,8 +83,10 @@ class TrainConfig:
                        "instruction -> edited image (InstructPix2Pix)", "data", TASKS)
     data: str = option("demo", "'demo', a folder (A|B images or A/ B/), or a TFDS name such as "
                        "pix2pix/facades; with --task instruct: 'edits' (the bundled edits of the "
-                       "demo's photos), 'edits:PHOTOS' (of your photos), or a folder with a "
-                       "metadata.jsonl (Hugging Face imagefolder)", "data")
+                       "demo's photos), 'edits:PHOTOS' (of your photos), a folder with a "
+                       "metadata.jsonl (Hugging Face imagefolder), or 'hf:NAME' (a Hugging "
+                       "Face dataset: hub name or saved folder; needs pip install datasets)",
+                       "data")
     columns: str = option(None, "instruct data: metadata columns as "
                           "input=COL,instruction=COL,target=COL (default: the usual names)",
                           "data")

@@ -277,6 +277,47 @@ def test_dataset_object_with_common_column_names():
         DatasetSource(Table(rows))
 
 
+def test_hugging_face_datasets_objects_saved_folders_and_hub_layouts(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # nothing may reach the hub
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    from PIL import Image
+
+    from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
+
+    images = photos(3, 16)
+    features = datasets.Features({"input_image": datasets.Image(),
+                                  "edit_prompt": datasets.Value("string"),
+                                  "edited_image": datasets.Image()})
+    table = datasets.Dataset.from_dict(  # the columns of fusing/instructpix2pix-1000-samples
+        {"input_image": [Image.fromarray(p) for p in images], "edit_prompt": ["invert it"] * 3,
+         "edited_image": [Image.fromarray(255 - p) for p in images]}, features=features)
+
+    def check(source, n):
+        assert len(source) == n
+        record = source.load(tf.constant(n - 1))
+        np.testing.assert_allclose(record["b"].numpy(), 1 - record["a"].numpy(), atol=1e-6)
+        assert record["instruction"].numpy() == b"invert it"
+
+    check(open_instruction_source(table), 3)  # a Dataset object, as load_dataset returns it
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": table, "validation": table.select([0])}).save_to_disk(saved)
+    assert instruction_splits(f"hf:{saved}") == ["train", "val"]
+    check(open_instruction_source(f"hf:{saved}", "val"), 1)
+    with pytest.raises(DataError, match="has no 'test' split"):
+        open_instruction_source(f"hf:{saved}", "test")
+    hub = tmp_path / "hub"  # a hub repository's layout, read by load_dataset like a hub name
+    (hub / "data").mkdir(parents=True)
+    table.to_parquet(hub / "data" / "train-00000-of-00001.parquet")
+    check(open_instruction_source(f"hf:{hub}"), 3)
+    with pytest.raises(DataError, match="has no instruction column"):
+        open_instruction_source(table.rename_column("edit_prompt", "caption"))
+    renamed = table.rename_column("edit_prompt", "caption")
+    check(open_instruction_source(renamed, columns="instruction=caption"), 3)
+    with pytest.raises(DataError, match="could not load it"):
+        open_instruction_source(f"hf:{tmp_path / 'nothing'}")
+
+
 def test_instruction_accuracy_of_an_oracle_and_of_copying():
     images = photos(4, 16).astype(np.float32) / 255.0
 

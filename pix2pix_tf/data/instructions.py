@@ -13,7 +13,8 @@ a mirrored example would contradict it.
   ``metadata.jsonl`` with one row per example naming the input image, the instruction and the
   edited image;
 - :class:`DatasetSource`: a Hugging Face ``datasets.Dataset`` (or any table with the same
-  interface) whose rows hold images and instructions.
+  interface) whose rows hold images and instructions; ``"hf:NAME"`` loads one by hub name or
+  from a folder (:func:`load_hf_dataset`).
 
 Column names are recognised as the public instruction-editing sets spell them
 (:data:`COLUMN_NAMES`); ``columns={"input": ..., "instruction": ..., "target": ...}`` maps others.
@@ -310,19 +311,59 @@ class EditsSource(PairSource):
 
 #: ``data`` values naming the bundled edits (``edits:PHOTOS`` uses a folder of photos).
 EDITS_DATA = "edits"
+#: ``--data hf:NAME``: a Hugging Face dataset (needs the ``datasets`` package).
+HF_DATA = "hf"
+#: Our split names -> the Hugging Face names they may have there.
+HF_SPLITS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
+_hf_loaded = {}
+
+
+def load_hf_dataset(name):
+    """The splits (a dict) of a Hugging Face dataset, loaded once per process: a hub name
+    (``"fusing/instructpix2pix-1000-samples"``; ``datasets`` downloads and caches it on first
+    use), a folder written by ``save_to_disk``, or a local folder of data files (parquet, CSV
+    with image paths, ...) as a hub repository holds them."""
+    if name in _hf_loaded:
+        return _hf_loaded[name]
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{HF_DATA}:{name}: Hugging Face datasets need the `datasets` package: "
+                        "pip install datasets") from None
+    folder = Path(name).expanduser()
+    try:
+        if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
+            loaded = datasets.load_from_disk(str(folder))
+        else:
+            loaded = datasets.load_dataset(str(folder) if folder.is_dir() else name)
+    except Exception as error:  # noqa: BLE001  (network, missing repository, bad files...)
+        raise DataError(f"{HF_DATA}:{name}: could not load it ({type(error).__name__}: "
+                        f"{error}). Give a dataset name on the Hugging Face hub, a folder "
+                        "written by save_to_disk, or a folder of data files.") from error
+    splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    _hf_loaded[name] = {ours: splits[theirs] for ours, names in HF_SPLITS.items()
+                        for theirs in names if theirs in splits}
+    return _hf_loaded[name]
 
 
 def open_instruction_source(data, split="train", *, columns=None, size=128, seed=0):
     """The instruction-editing :class:`PairSource` for what a user gave: ``"edits"`` (the
     demo's photos; split 'train' with training phrasings, 'test' with held-out ones),
     ``"edits:PHOTOS"`` (a folder of photos, with ``train/`` and ``test/`` subfolders if it has
-    them), a folder with ``metadata.jsonl`` (per split if it has split subfolders), a
-    ``datasets.Dataset``, or a PairSource."""
+    them), a folder with ``metadata.jsonl`` (per split if it has split subfolders),
+    ``"hf:NAME"`` (a Hugging Face dataset's split), a ``datasets.Dataset``, or a PairSource."""
     if isinstance(data, PairSource):
         return data
     if hasattr(data, "column_names"):
         return DatasetSource(data, columns=columns)
     text = str(data)
+    if text.startswith(HF_DATA + ":"):
+        name = text[len(HF_DATA) + 1:]
+        splits = load_hf_dataset(name)
+        if split not in splits:
+            raise DataError(f"{text} has no {split!r} split (it has: "
+                            f"{', '.join(splits) or 'none'}).")
+        return DatasetSource(splits[split], columns=columns, name=f"{text} [{split}]")
     if text == EDITS_DATA or text.startswith(EDITS_DATA + ":"):
         phrasings = "train" if split == "train" else "held_out"
         photos = text[len(EDITS_DATA) + 1:] or None
@@ -338,6 +379,8 @@ def instruction_splits(data):
     if isinstance(data, PairSource) or hasattr(data, "column_names"):
         return []
     text = str(data)
+    if text.startswith(HF_DATA + ":"):
+        return list(load_hf_dataset(text[len(HF_DATA) + 1:]))
     if text == EDITS_DATA:
         return ["train", "test"]
     if text.startswith(EDITS_DATA + ":"):
