@@ -22,8 +22,10 @@ instruction means "no edit guidance" (``edit(..., allow_empty=True)`` shows what
 then); ``instruction_dropout=1`` trains the no-text baseline, which never sees an instruction.
 
 Batches are ``({"image": (b, H, W, C) in [-1, 1], "instruction": (b,) strings}, target)``; the
-vocabulary (:class:`pix2pix_tf.text.Vocabulary`) turns strings into the networks' ``"tokens"``
-input and travels inside the saved ``.keras``, which loads with ``safe_mode=True``.
+vocabulary (:class:`pix2pix_tf.text.Vocabulary`, or a pretrained encoder's
+:class:`pix2pix_tf.pretrained_text.WordPieceVocabulary` with ``text_encoder``) turns strings into
+the networks' ``"tokens"`` input and travels inside the saved ``.keras``, which loads with
+``safe_mode=True``.
 """
 
 import keras

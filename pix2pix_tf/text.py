@@ -14,6 +14,10 @@ self-attention blocks (no recurrent layers: TFLite's builtin ops reject GRU/LSTM
 An instruction of padding only (an empty instruction, as instruction dropout makes in training)
 pools to the zero vector: "no edit guidance".
 
+A pretrained encoder (keras-hub, optional) can replace the word embeddings learned here:
+:mod:`pix2pix_tf.pretrained_text` gives its tokenizer the same contract as :class:`Vocabulary`
+(:func:`make_vocabulary` rebuilds either from a saved config) and its backbone a layer.
+
 Every layer here is registered and serialisable, so conditioned models save to ``.keras`` and load
 with ``safe_mode=True``.
 """
