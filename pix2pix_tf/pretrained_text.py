@@ -300,11 +300,16 @@ class PretrainedTextEncoder(keras.layers.Layer):
 def load_text_encoder(preset, sequence_length):
     """``(vocabulary, backbone)`` of a keras-hub preset (name, Kaggle/HF handle or folder)."""
     keras_hub = import_keras_hub()
-    try:
-        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
-        backbone = keras_hub.models.Backbone.from_preset(preset)
-    except Exception as error:  # noqa: BLE001  (keras-hub raises many kinds; say which preset)
-        raise ValueError(f"could not load the text encoder preset {preset!r}: {error}. Give a "
-                         "keras-hub preset name (e.g. 'bert_tiny_en_uncased'), a Kaggle or "
-                         "'hf://' handle, or a folder holding a preset.") from error
-    return WordPieceVocabulary.from_tokenizer(tokenizer, sequence_length), backbone
+
+    def load(cls):
+        try:
+            return cls.from_preset(preset)
+        except Exception as error:  # noqa: BLE001  (keras-hub raises many kinds; name the preset)
+            raise ValueError(f"could not load the text encoder preset {preset!r}: {error}. Give "
+                             "a keras-hub preset name (e.g. 'bert_tiny_en_uncased'), a Kaggle or "
+                             "'hf://' handle, or a folder holding a preset.") from error
+
+    # The tokenizer first: an unsupported one is refused before the backbone's weights load.
+    vocabulary = WordPieceVocabulary.from_tokenizer(load(keras_hub.tokenizers.Tokenizer),
+                                                    sequence_length)
+    return vocabulary, load(keras_hub.models.Backbone)

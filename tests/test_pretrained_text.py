@@ -184,3 +184,11 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
 def test_a_bad_preset_names_itself(tmp_path):
     with pytest.raises(ValueError, match="could not load the text encoder preset.*empty"):
         load_text_encoder(str(tmp_path / "empty"), L)
+    # A byte-pair tokenizer (GPT-2's kind) is refused, before any backbone weights are read.
+    keras_hub.models.GPT2Tokenizer(vocabulary={"<|endoftext|>": 0, "a": 1, "b": 2, "ab": 3},
+                                   merges=["a b"]).save_to_preset(tmp_path / "gpt2")
+    keras_hub.models.GPT2Backbone(vocabulary_size=4, num_layers=1, num_heads=1, hidden_dim=4,
+                                  intermediate_dim=8, max_sequence_length=8).save_to_preset(
+                                      tmp_path / "gpt2")
+    with pytest.raises(ValueError, match="GPT2Tokenizer.*WordPiece tokenizers"):
+        load_text_encoder(str(tmp_path / "gpt2"), L)
