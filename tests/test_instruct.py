@@ -333,7 +333,7 @@ def test_instruction_accuracy_of_an_oracle_and_of_copying():
         len(e.held_out) for e in EDITS.values())
 
 
-def test_export_takes_instructions_and_matches_keras(trained, tmp_path):
+def test_export_takes_instructions_and_matches_keras(trained, tmp_path, caplog):
     from pix2pix_tf.export import export_model
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
@@ -345,6 +345,8 @@ def test_export_takes_instructions_and_matches_keras(trained, tmp_path):
     assert set(rows) == {"keras", "saved_model", "tflite_float32", "onnx"}
     for name in ("saved_model", "tflite_float32", "onnx"):
         assert rows[name].max_abs_diff < 1e-4, (name, rows[name].max_abs_diff)
+    # TensorFlow's table-collection warning during the ONNX conversion reads like a failure
+    assert "serializing table_initializer" not in caplog.text
     vocabulary = Vocabulary.read(tmp_path / "pix2pix_vocabulary.txt")
     assert vocabulary.words == trained.vocabulary.words
     np.testing.assert_array_equal(vocabulary.ids_in_python("Make it sepia!"),

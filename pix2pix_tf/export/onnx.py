@@ -1,6 +1,8 @@
 """ONNX via tf2onnx (opset ``ONNX_OPSET``), dynamic batch, height and width, checked with
 ``onnx.checker`` and run with onnxruntime."""
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,32 @@ from pix2pix_tf.networks import as_generator
 ONNX_OPSET = 17
 
 
+class _TableCollectionWarning(logging.Filter):
+    """Drops TensorFlow's "Issue encountered when serializing table_initializer ... probably
+    safe to ignore ... 'NoneType' object has no attribute 'name'", which tf2onnx's graph freezing
+    sets off for editors (their vocabulary's lookup table is in the graph collections, not in
+    the converted function) and which reads like a failed export."""
+
+    def filter(self, record):
+        return "serializing table_initializer" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_table_warning():
+    logger, quiet = tf.get_logger(), _TableCollectionWarning()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic"):
     """Writes the generator as ONNX; the model is left as it was."""
     import onnx
     import tf2onnx
 
-    with mode_of(as_generator(model), inference_mode) as generator:
+    with mode_of(as_generator(model), inference_mode) as generator, _quiet_table_warning():
         spec = tf.TensorSpec([None, None, None, generator.input_channels], tf.float32,
                              name="images")
         function = translate_function(generator, spec)
