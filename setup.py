@@ -8,8 +8,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["pix2pix_tf", "pix2pix_tf.*"]),
-    # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution
-    package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"]},
+    # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution; the English
+    # words the instruction editor's text encoder can read by spelling (240 KB, from wordfreq)
+    package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt",
+                                      "english_words.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.

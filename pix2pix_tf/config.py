@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pix2pix_tf.layers import INFERENCE_MODES, NORMS
 from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
+from pix2pix_tf.text import WORD_LISTS
 
 DIRECTIONS = ("AtoB", "BtoA")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "none")
@@ -133,6 +134,14 @@ class TrainConfig:
                               "masked mean of word embeddings)", "networks")
     text_pooling: str = option("mean", "instruct: pool word embeddings equally (mean) or by "
                                "learned weights (attention)", "networks", ("mean", "attention"))
+    subword_buckets: int = option(16384, "instruct: hash buckets of the built-in encoder's "
+                                  "whole-word and character n-gram vectors, so that it reads "
+                                  "spelling (0: a vector per word, trained words only)",
+                                  "networks")
+    extra_words: str = option("english", "instruct: words the built-in encoder may meet beyond its "
+                              "training instructions, read by their spelling (so not with "
+                              "--subword-buckets 0): 'english' (30,000 common words, bundled) or "
+                              "'none'", "networks", WORD_LISTS)
     cross_attention: int = option(0, "instruct: innermost U-Net levels that also attend to the "
                                   "instruction's words (0: FiLM only)", "networks")
     text_conditioning: str = option("projection", "instruct: how the matching-aware "
@@ -202,6 +211,8 @@ class TrainConfig:
         checkpoint_interval(self.checkpoint_every)  # raises for a bad value
         if (self.text_encoder or self.text_encoder_trainable) and self.task != "instruct":
             raise ValueError("--text-encoder reads instructions: it applies to --task instruct.")
+        if self.subword_buckets < 0:
+            raise ValueError(f"subword_buckets must be >= 0, got {self.subword_buckets}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.preprocess == "resize_and_crop" and self.load_size < self.crop_size:

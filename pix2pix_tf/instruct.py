@@ -36,7 +36,14 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.networks import IMAGE, build_discriminator, build_generator
-from pix2pix_tf.text import INSTRUCTION, PAD, TOKENS, make_vocabulary
+from pix2pix_tf.text import (
+    INSTRUCTION,
+    PAD,
+    TOKENS,
+    SubwordEmbedding,
+    make_vocabulary,
+    subword_table,
+)
 
 #: The optional data field naming each example's edit (an int), for choosing wrong instructions.
 EDIT = "edit"
@@ -84,6 +91,13 @@ class InstructPix2Pix(Pix2Pix):
             the text encoder learns words from scratch; it teaches the model to act on the
             words it knows when a request also has words it does not (measured in
             benchmarks/NOTES.md).
+        subword_buckets: the built-in encoder reads each word's spelling: its whole-word and
+            character n-gram vectors, hashed into this many buckets (fastText), so that a word
+            no training instruction used but the vocabulary holds (see
+            :func:`pix2pix_tf.text.english_words`) still means something (default 16384;
+            measured in benchmarks/NOTES.md). 0: a vector per vocabulary word, knowing only
+            trained words. Used to build the default networks; given networks carry their own
+            (and ``model.subword_buckets`` says what they read).
         lambda_mismatch: weight of the real-image-with-wrong-instruction term among the
             discriminator's fake terms (1: as much as generated images; 0: a plain cGAN that
             also reads the text).
@@ -93,7 +107,8 @@ class InstructPix2Pix(Pix2Pix):
 
     def __init__(self, generator=None, discriminator=None, *, vocabulary=None,
                  sequence_length=24, text_encoder=None, text_encoder_trainable=False,
-                 text_dim=64, instruction_dropout=0.05, word_dropout=0.1, lambda_mismatch=1.0,
+                 text_dim=64, instruction_dropout=0.05, word_dropout=0.1, subword_buckets=16384,
+                 lambda_mismatch=1.0,
                  input_channels=3,
                  output_channels=3, lambda_gan=1.0, inference_mode="paper", seed=None,
                  **kwargs):
@@ -121,6 +136,10 @@ class InstructPix2Pix(Pix2Pix):
         self.vocabulary = make_vocabulary(vocabulary, sequence_length)
         text = dict(vocabulary_size=self.vocabulary.size, sequence_length=sequence_length,
                     text_dim=text_dim)
+        if (subword_buckets and backbone is None and text_encoder is None
+                and (generator is None or discriminator is None)):
+            text.update(subwords=subword_table(self.vocabulary.words, subword_buckets),
+                        subword_buckets=subword_buckets)
         if generator is None:
             generator = build_generator("unet_256", input_channels, output_channels,
                                         inference_mode=inference_mode, seed=seed,
@@ -144,6 +163,8 @@ class InstructPix2Pix(Pix2Pix):
         self.text_encoder, self.text_encoder_trainable = text_encoder, bool(text_encoder_trainable)
         self.instruction_dropout = float(instruction_dropout)
         self.word_dropout = float(word_dropout)
+        spelling = [layer for layer in generator.layers if isinstance(layer, SubwordEmbedding)]
+        self.subword_buckets = spelling[0].buckets if spelling else 0  # what the networks read
         self.lambda_mismatch = float(lambda_mismatch)
         self.instruction_seed = keras.random.SeedGenerator(
             None if seed is None else seed + 2, name="instruction_dropout_seed")
@@ -284,6 +305,7 @@ class InstructPix2Pix(Pix2Pix):
                       text_encoder_trainable=self.text_encoder_trainable, text_dim=self.text_dim,
                       instruction_dropout=self.instruction_dropout,
                       word_dropout=self.word_dropout,
+                      subword_buckets=self.subword_buckets,
                       lambda_mismatch=self.lambda_mismatch)
         return config
 

@@ -11,8 +11,19 @@ Inside a network, :func:`text_encoder` embeds the ids and pools them into one ve
 instruction: a layer-normalised masked mean of word embeddings (or a weighted mean with
 weights learned per word, ``pooling="attention"``), optionally after ``text_blocks`` small
 self-attention blocks (no recurrent layers: TFLite's builtin ops reject GRU/LSTM TensorLists).
+
 An instruction of padding only (an empty instruction, as instruction dropout makes in training)
 pools to the zero vector: "no edit guidance".
+
+Spelling (fastText's subword vectors, Bojanowski et al., 2017): a from-scratch encoder cannot know
+a word its training instructions never used, but it can know how the word is spelt. With a
+:func:`subword_table`, every vocabulary word is embedded as the mean of a vector for the whole word
+and vectors for its character n-grams ("<di", "dim", "<dim", ...), so "dim" borrows what "dimmer"
+learned and "hues" what "hue" learned. The vocabulary may then hold words no training instruction
+used (:func:`english_words`, bundled, by ``build_vocabulary(..., extra=...)``): their n-grams
+speak for them. Vectors live in hash buckets, not in a row per word, so 30,000 known words cost
+no more than the buckets; the table maps token ids to buckets inside the network, so the
+token-ids contract of exports does not change.
 
 A pretrained encoder (keras-hub, optional) can replace the word embeddings learned here:
 :mod:`pix2pix_tf.pretrained_text` gives its tokenizer the same contract as :class:`Vocabulary`
@@ -24,6 +35,8 @@ with ``safe_mode=True``.
 
 import collections
 import re
+import zlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -45,12 +58,67 @@ def words(instruction):
     return _PUNCTUATION.sub("", instruction.lower()).split()
 
 
-def build_vocabulary(instructions, max_words=None):
+def build_vocabulary(instructions, max_words=None, extra=()):
     """The words of ``instructions``, most frequent first (ties alphabetical), at most
-    ``max_words``: a vocabulary for :class:`Vocabulary`."""
+    ``max_words``, then the words of ``extra`` they lack (e.g. :func:`english_words`, for an
+    encoder that reads spelling): a vocabulary for :class:`Vocabulary`."""
     counts = collections.Counter(w for text in instructions for w in words(text))
     ranked = sorted(counts, key=lambda w: (-counts[w], w))
-    return ranked[:max_words] if max_words else ranked
+    ranked = ranked[:max_words] if max_words else ranked
+    known = set(ranked)
+    return ranked + [w for w in dict.fromkeys(extra) if w not in known]
+
+
+#: ``extra`` word lists of :func:`build_vocabulary` by name (``--extra-words``).
+WORD_LISTS = ("english", "none")
+
+
+def english_words():
+    """The bundled list of the 30,000 most frequent lowercase English words (wordfreq; see
+    ``pix2pix_tf/data/english_words.txt``), most frequent first."""
+    path = Path(__file__).parent / "data" / "english_words.txt"
+    return [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+
+
+def word_list(name):
+    """The words a :data:`WORD_LISTS` name stands for."""
+    if name not in WORD_LISTS:
+        raise ValueError(f"Unknown word list {name!r}; choose one of {', '.join(WORD_LISTS)}.")
+    return english_words() if name == "english" else []
+
+
+#: Character n-gram lengths of :func:`subword_table`, counting the "<" and ">" word boundaries.
+NGRAM_LENGTHS = (3, 5)
+#: Most n-grams kept per word, the whole word included (a 14-letter word has 46; the longest
+#: words lose some 5-grams).
+MAX_NGRAMS = 32
+
+
+def char_ngrams(word, lengths=NGRAM_LENGTHS):
+    """The whole word ``<word>`` (its own vector, as in fastText), then the distinct character
+    n-grams of ``<word>``, shortest first: "dim" -> "<dim>", "<di", "dim", "im>", "<dim",
+    "dim>"."""
+    marked = f"<{word}>"
+    grams = (marked[i:i + n] for n in range(lengths[0], lengths[1] + 1)
+             for i in range(len(marked) - n + 1))
+    return list(dict.fromkeys([marked, *grams]))
+
+
+def subword_table(vocabulary_words, buckets, max_ngrams=MAX_NGRAMS):
+    """``(2 + len(vocabulary_words), K)`` int32: row ``i`` holds the n-gram buckets (1 to
+    ``buckets``; 0 = none) of token id ``i``'s word, for :class:`SubwordEmbedding`. Padding and
+    the unknown word (ids 0 and 1) have none. Buckets are CRC-32 hashes, the same in every
+    process."""
+    if buckets < 1:
+        raise ValueError(f"buckets must be >= 1, got {buckets}.")
+    rows = [[], []] + [[zlib.crc32(g.encode("utf-8")) % buckets + 1 for g in char_ngrams(w)]
+                       [:max_ngrams] for w in vocabulary_words]
+    width = max(1, max(len(r) for r in rows))
+    table = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        table[i, :len(row)] = row
+    return table
 
 
 def check_instructions(instructions, sequence_length, allow_empty=False, count=None,
@@ -235,6 +303,46 @@ class AttentionPool(keras.layers.Layer):
         return (input_shapes[0][0], input_shapes[0][2])
 
 
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class SubwordEmbedding(keras.layers.Layer):
+    """Token ids ``(b, L)`` -> ``(b, L, dim)``: the mean of each word's whole-word and character
+    n-gram vectors (fastText). ``table`` (:func:`subword_table`) maps token ids to n-gram buckets; it is a
+    non-trainable weight, so saved models carry it and their configs stay small. A word with
+    no n-grams (padding, the unknown word) gets the zero vector."""
+
+    def __init__(self, vocabulary_size, ngrams, buckets, dim, table=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size, self.ngrams = int(vocabulary_size), int(ngrams)
+        self.buckets, self.dim, self.seed = int(buckets), int(dim), seed
+        self._initial_table = table
+        if table is not None and tuple(table.shape) != (self.vocabulary_size, self.ngrams):
+            raise ValueError(f"the subword table is {tuple(table.shape)}, expected "
+                             f"{(self.vocabulary_size, self.ngrams)}.")
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.vocabulary_size, self.ngrams), dtype="int32",
+                                     initializer="zeros", trainable=False, name="ngram_buckets")
+        if self._initial_table is not None:
+            self.table.assign(self._initial_table)
+        self.embeddings = self.add_weight(
+            shape=(self.buckets + 1, self.dim), name="ngram_embeddings",
+            initializer=keras.initializers.RandomNormal(0.0, 0.02, seed=self.seed))
+
+    def call(self, tokens):
+        ids = ops.take(self.table, ops.cast(tokens, "int32"), axis=0)  # (b, L, K)
+        vectors = ops.take(self.embeddings, ids, axis=0)  # (b, L, K, dim)
+        mask = ops.cast(ops.greater(ids, 0), vectors.dtype)[..., None]
+        return ops.sum(vectors * mask, axis=2) / ops.maximum(ops.sum(mask, axis=2), 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
+                "ngrams": self.ngrams, "buckets": self.buckets, "dim": self.dim,
+                "seed": self.seed}
+
+
 #: How the text encoder pools word embeddings into one vector.
 POOLING = {"mean": MaskedMean, "attention": AttentionPool}
 
@@ -290,10 +398,15 @@ class TextBlock(keras.layers.Layer):
 
 
 def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, pooling="mean", seeds=None,
-                 prefix="text", backbone=None, backbone_trainable=False):
+                 prefix="text", backbone=None, backbone_trainable=False, subwords=None,
+                 subword_buckets=None):
     """Functional layers embedding ``tokens`` (a ``(b, L)`` int Keras tensor) and pooling them
     ('attention' or 'mean', see :data:`POOLING`). Returns ``(pooled (b, dim), per_token
     (b, L, d))``.
+
+    ``subwords``: a :func:`subword_table` for the vocabulary (``subword_buckets`` buckets): each
+    word is embedded as the mean of its whole-word and character n-gram vectors
+    (:class:`SubwordEmbedding`) instead of by a vector per vocabulary word.
 
     ``backbone``: a pretrained keras-hub text backbone (see :mod:`pix2pix_tf.pretrained_text`)
     whose per-token features replace the word embeddings learned from scratch; frozen unless
@@ -308,9 +421,14 @@ def text_encoder(tokens, vocabulary_size, dim, *, blocks=0, pooling="mean", seed
         x = PretrainedTextEncoder(backbone, trainable=backbone_trainable,
                                   name=f"{prefix}_pretrained")(tokens)
     else:
-        init = keras.initializers.RandomNormal(0.0, 0.02, seed=seeds.next() if seeds else None)
-        x = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init,
-                                   name=f"{prefix}_embedding")(tokens)
+        seed = seeds.next() if seeds else None
+        if subwords is not None:
+            x = SubwordEmbedding(vocabulary_size, subwords.shape[1], subword_buckets, dim,
+                                 table=subwords, seed=seed, name=f"{prefix}_subwords")(tokens)
+        else:
+            init = keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
+            x = keras.layers.Embedding(vocabulary_size, dim, embeddings_initializer=init,
+                                       name=f"{prefix}_embedding")(tokens)
     if blocks:
         x = PositionEmbedding(name=f"{prefix}_positions")(x)
         for i in range(blocks):

@@ -58,7 +58,7 @@ from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
-from pix2pix_tf.text import build_vocabulary, make_vocabulary
+from pix2pix_tf.text import build_vocabulary, make_vocabulary, subword_table, word_list
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
@@ -88,6 +88,9 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, vocabu
         vocabulary = make_vocabulary(vocabulary, config.sequence_length)
         text = dict(vocabulary_size=vocabulary.size, sequence_length=config.sequence_length,
                     text_dim=config.text_dim)
+        if config.subword_buckets and not config.text_encoder:
+            text.update(subwords=subword_table(vocabulary.words, config.subword_buckets),
+                        subword_buckets=config.subword_buckets)
     generator = build_generator(config.generator, input_channels, output_channels,
                                 **config.generator_options(), **text, **backbone)
     discriminator = None
@@ -105,6 +108,7 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, vocabu
                                 text_encoder_trainable=config.text_encoder_trainable,
                                 instruction_dropout=config.instruction_dropout,
                                 word_dropout=config.word_dropout,
+                                subword_buckets=config.subword_buckets,
                                 lambda_mismatch=config.lambda_mismatch, seed=config.seed,
                                 **common)
     else:
@@ -261,7 +265,9 @@ def _train(run_dir, config, verbose, train_data, test_data):
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
             vocabulary = None
             if config.task == "instruct" and not config.text_encoder:
-                vocabulary = build_vocabulary(train_pairs.instructions)
+                # Words no instruction trains mean something only through their spelling.
+                extra = word_list(config.extra_words) if config.subword_buckets else []
+                vocabulary = build_vocabulary(train_pairs.instructions, extra=extra)
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
                                 vocabulary)
 

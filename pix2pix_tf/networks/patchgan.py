@@ -102,6 +102,8 @@ def patchgan_discriminator(
     text_dim=64,
     text_conditioning="projection",
     text_pooling="mean",
+    subwords=None,
+    subword_buckets=None,
     seed=None,
     name=None,
 ):
@@ -118,6 +120,9 @@ def patchgan_discriminator(
             size for the matching-aware form, which also takes ``"tokens"``.
         sequence_length, text_dim: token ids per instruction, width of the text embedding.
         text_conditioning: 'projection' (default) or 'concat'; see the module docstring.
+        subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
+            and its bucket count: the text encoder also reads each word's spelling (character
+            n-grams), for words no training instruction used (default ``None``: whole words).
         text_pooling: how the text encoder pools words ('mean' or 'attention').
         seed: integer fixing the initial weights, or ``None``.
         name: model name.
@@ -139,7 +144,8 @@ def patchgan_discriminator(
         tokens = keras.Input((sequence_length,), dtype="int32", name=TOKENS)
         inputs = (inputs if isinstance(inputs, list) else [inputs]) + [tokens]
         text = text_encoder(tokens, vocabulary_size, text_dim, pooling=text_pooling,
-                            seeds=seeds, prefix="d_text")[0]
+                            seeds=seeds, prefix="d_text", subwords=subwords,
+                            subword_buckets=subword_buckets)[0]
         if text_conditioning == "concat":
             x = keras.layers.Concatenate(name="pair_text")([x, TileLike(name="text_tiled")([text, x])])
             text = None

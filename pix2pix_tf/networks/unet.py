@@ -75,6 +75,8 @@ def unet_generator(
     text_dim=64,
     text_blocks=0,
     text_pooling="mean",
+    subwords=None,
+    subword_buckets=None,
     cross_attention=0,
     text_backbone=None,
     text_backbone_trainable=False,
@@ -111,6 +113,9 @@ def unet_generator(
         sequence_length: token ids per instruction (with ``vocabulary_size``).
         text_dim: width of the instruction embedding.
         text_blocks: self-attention blocks in the text encoder (0: none).
+        subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
+            and its bucket count: the text encoder also reads each word's spelling (character
+            n-grams), for words no training instruction used (default ``None``: whole words).
         text_pooling: 'mean' (the masked mean of the word embeddings) or 'attention' (a
             weighted mean, weights learned per word).
         cross_attention: number of innermost encoder levels that also attend to the
@@ -180,7 +185,9 @@ def unet_generator(
         text, words = text_encoder(tokens, vocabulary_size, text_dim, blocks=text_blocks,
                                    pooling=text_pooling, seeds=text_seeds,
                                    backbone=text_backbone,
-                                   backbone_trainable=text_backbone_trainable)  # (b, text_dim), (b, L, text_dim)
+                                   backbone_trainable=text_backbone_trainable,
+                                   subwords=subwords,
+                                   subword_buckets=subword_buckets)  # (b, d), (b, L, d)
 
     def condition(x, block):
         """FiLM from the instruction (and cross-attention at the innermost levels)."""
