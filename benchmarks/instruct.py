@@ -11,7 +11,10 @@ Rows per configuration (seconds per step, best round; ratio vs the plain step):
 - FiLM: the same, but the U-Net has FiLM at every block and its text encoder (the
   discriminator is the plain one): the cost of FiLM itself. The goal is at most 5%;
 - editor: the whole ``InstructPix2Pix`` step (matching-aware discriminator, which runs once
-  more per step for the wrong-instruction term, word and instruction dropout).
+  more per step for the wrong-instruction term, word and instruction dropout), with the
+  whole-word text encoder (``--subword-buckets 0``);
+- spelling: the same with the default text encoder, which reads spelling (character n-grams
+  in 16,384 buckets, 30,000 extra English words in the vocabulary).
 """
 
 import argparse
@@ -28,7 +31,12 @@ import tensorflow as tf  # noqa: E402
 from pix2pix_tf import InstructPix2Pix, Pix2Pix  # noqa: E402
 from pix2pix_tf.edits import EDITS  # noqa: E402
 from pix2pix_tf.networks import build_discriminator, build_generator  # noqa: E402
-from pix2pix_tf.text import Vocabulary, build_vocabulary  # noqa: E402
+from pix2pix_tf.text import (  # noqa: E402
+    Vocabulary,
+    build_vocabulary,
+    english_words,
+    subword_table,
+)
 
 PHRASES = [p for e in EDITS.values() for p in e.phrasings]
 
@@ -61,12 +69,19 @@ def runners(size, batch, ngf, num_downs, seed=0):
     film = Pix2Pix(build_generator("unet", **nets, **text), d())
     editor = InstructPix2Pix(build_generator("unet", **nets, **text), d(**text),
                              vocabulary=vocabulary, sequence_length=length, seed=seed)
-    for model in (plain, film, editor):
+    known = build_vocabulary(PHRASES, extra=english_words())
+    spelt = dict(text, vocabulary_size=len(known) + 2, subwords=subword_table(known, 16384),
+                 subword_buckets=16384)
+    spelling = InstructPix2Pix(build_generator("unet", **nets, **spelt), d(**spelt),
+                               vocabulary=known, sequence_length=length, seed=seed)
+    for model in (plain, film, editor, spelling):
         model.compile()
+    asked = {"image": x, "instruction": tf.constant(instructions)}
     return {
         "plain": runner(plain, x, y),
         "FiLM": runner(film, {"image": x, "tokens": tf.constant(tokens)}, y),
-        "editor": runner(editor, {"image": x, "instruction": tf.constant(instructions)}, y),
+        "editor": runner(editor, asked, y),
+        "spelling": runner(spelling, asked, y),
     }
 
 
