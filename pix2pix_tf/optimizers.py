@@ -15,10 +15,10 @@ a large share of the busy time (benchmarks/NOTES.md, experiment 12).
 
 with TensorFlow's ``ResourceApplyAdam`` kernel, which evaluates these four lines in one
 multi-threaded pass. It is a drop-in ``keras.optimizers.Adam`` (same arguments, same saved state,
-same variables), so a model compiled with it saves and loads like any other. Anything the
-kernel does not cover
-(another backend, ``amsgrad``, sparse gradients, non-float variables) falls back to Keras'
-own update.
+same variables), so a model compiled with it saves and loads like any other. Sparse gradients (an
+embedding's) are made dense first, as Keras' own update does implicitly. Anything the kernel
+does not cover (another backend, ``amsgrad``, non-float variables) falls back to Keras' own
+update.
 """
 
 import keras
@@ -36,10 +36,13 @@ class FusedAdam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         import tensorflow as tf
 
+        if isinstance(gradient, tf.IndexedSlices):
+            # Keras' update makes an embedding's sparse gradient dense too (its first op,
+            # g - m, does); here it is made dense once and goes through the fused kernel.
+            gradient = tf.convert_to_tensor(gradient)
         if (
             keras.backend.backend() != "tensorflow"
             or self.amsgrad
-            or isinstance(gradient, tf.IndexedSlices)
             or keras.backend.standardize_dtype(variable.dtype)
             not in ("float16", "bfloat16", "float32", "float64")
         ):

@@ -29,29 +29,35 @@ def count_fused_kernels(monkeypatch):
     return calls
 
 
-def run_optimizer(optimizer, steps=6):
-    """Applies ``steps`` fixed random gradients to fixed random variables; returns them."""
+def run_optimizer(optimizer, steps=6, sparse=False):
+    """Applies ``steps`` fixed random gradients to fixed random variables; returns them.
+    ``sparse``: the first variable's gradient touches some rows only (``tf.IndexedSlices``, as
+    an embedding's does)."""
     rng = np.random.default_rng(0)
     variables = [keras.Variable(rng.normal(size=shape).astype("float32"))
                  for shape in ((300, 70), (7,), (4, 4, 3, 8))]
     optimizer.build(variables)
 
     @tf.function
-    def step(grads):
+    def step(grads, rows):
+        if sparse:
+            grads = [tf.IndexedSlices(tf.gather(grads[0], rows), rows,
+                                      tf.shape(grads[0], out_type=tf.int64)), *grads[1:]]
         optimizer.apply(grads, variables)
 
     for _ in range(steps):
-        step([tf.constant(rng.normal(size=v.shape).astype("float32")) for v in variables])
+        rows = tf.constant(np.sort(rng.choice(300, 40, replace=False)))
+        step([tf.constant(rng.normal(size=v.shape).astype("float32")) for v in variables], rows)
     return [v.numpy() for v in variables], optimizer
 
 
-@pytest.mark.parametrize("amsgrad", [False, True])
-def test_fused_adam_equals_keras_adam(amsgrad, monkeypatch):
+@pytest.mark.parametrize("amsgrad, sparse", [(False, False), (True, False), (False, True)])
+def test_fused_adam_equals_keras_adam(amsgrad, sparse, monkeypatch):
     calls = count_fused_kernels(monkeypatch)
     args = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8, amsgrad=amsgrad)
     schedule = LinearDecay(2e-2, 2, 2, steps_per_epoch=2)  # a changing learning rate
-    expected, keras_adam = run_optimizer(keras.optimizers.Adam(schedule, **args))
-    got, fused = run_optimizer(FusedAdam(schedule, **args))
+    expected, keras_adam = run_optimizer(keras.optimizers.Adam(schedule, **args), sparse=sparse)
+    got, fused = run_optimizer(FusedAdam(schedule, **args), sparse=sparse)
     assert len(calls) == (0 if amsgrad else 3)  # amsgrad: Keras' update; else one per variable
     for a, b, start in zip(expected, got, run_optimizer(keras.optimizers.SGD(0.0))[0]):
         assert not np.allclose(a, start)  # the steps did move the variables
