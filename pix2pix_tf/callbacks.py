@@ -4,6 +4,9 @@ import csv
 import json
 import math
 import re
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +50,49 @@ class NaNGuard(keras.callbacks.Callback):
                 self.bad = (self._epoch, batch, key, float(value))
                 self.model.stop_training = True
                 return
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) stops training between steps, never inside TensorFlow's native code.
+
+    Use it as a context manager around ``fit`` and last among the callbacks. Inside, the first
+    Ctrl-C is only noted; at the end of the current training step (or of the epoch, after the
+    checkpoint callbacks, if it came during validation) ``KeyboardInterrupt`` is raised from
+    Python, where unwinding is safe. An interrupt raised asynchronously in the middle of a
+    step or of a checkpoint write can crash the process (a segfault was seen once) instead of
+    ending it cleanly. A second Ctrl-C raises at once, as without this callback. Python
+    delivers signals to the main thread only; elsewhere the callback does nothing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step (press again to stop at once).",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _stop_if_asked(self, *args, **kwargs):
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_epoch_end = _stop_if_asked
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

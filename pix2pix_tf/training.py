@@ -40,6 +40,7 @@ from pix2pix_tf.callbacks import (
     RestoreEpochState,
     SampleGrid,
     StepCheckpoint,
+    StopOnCtrlC,
     checkpoints,
     first_examples,
     read_partial,
@@ -300,7 +301,8 @@ def _train(run_dir, config, verbose, train_data, test_data):
     every_steps, every_minutes = checkpoint_interval(config.checkpoint_every)
     step_checkpoint = StepCheckpoint(run_dir, every_steps, every_minutes, steps_per_epoch,
                                      epoch_checkpoint, guard)
-    callbacks += [step_checkpoint, epoch_checkpoint]
+    ctrl_c = StopOnCtrlC()  # last: a Ctrl-C'd epoch end still saves its checkpoint first
+    callbacks += [step_checkpoint, epoch_checkpoint, ctrl_c]
     start = time.perf_counter()
 
     def fit(dataset, epochs, first, extra=()):
@@ -308,11 +310,11 @@ def _train(run_dir, config, verbose, train_data, test_data):
             if config.strategy == "multiworker":  # Keras' fit does not run there (README)
                 fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
                                 initial_epoch=first, validation_data=test_ds,
-                                callbacks=callbacks + list(extra), verbose=verbose,
+                                callbacks=callbacks[:-1] + list(extra) + [ctrl_c], verbose=verbose,
                                 steps_per_epoch=steps_per_epoch)
             else:
                 model.fit(dataset, epochs=epochs, initial_epoch=first, validation_data=test_ds,
-                          callbacks=callbacks + list(extra), verbose=verbose,
+                          callbacks=callbacks[:-1] + list(extra) + [ctrl_c], verbose=verbose,
                           shuffle=False)  # the dataset shuffles itself, seeded
         except tf.errors.InvalidArgumentError as error:
             raise _named_data_error(error, train_pairs, test_pairs) from error
@@ -321,12 +323,14 @@ def _train(run_dir, config, verbose, train_data, test_data):
         rest = pair_pipeline(train_pairs, augment=True, shuffle=True, skip_batches=start_step,
                              epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False),
                              **options)
-        fit(rest, initial_epoch + 1, initial_epoch,
-            [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
+        with ctrl_c:
+            fit(rest, initial_epoch + 1, initial_epoch,
+                [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
         initial_epoch += 1
         epoch_counter.assign(initial_epoch)
     if initial_epoch < config.total_epochs and guard.bad is None:
-        fit(train_ds, config.total_epochs, initial_epoch)
+        with ctrl_c:
+            fit(train_ds, config.total_epochs, initial_epoch)
     seconds = time.perf_counter() - start
     if guard.bad is not None:
         epoch, batch, key, value = guard.bad

@@ -120,6 +120,7 @@ def test_ctrl_c_then_resume_matches_uninterrupted_run(tmp_path):
     _, err = process.communicate(timeout=300)
     assert process.returncode == 130, err[-2000:]
     assert "Run the same command again to resume" in err
+    assert "Ctrl-C: stopping after this step" in err  # stopped between steps, from Python
     done = checkpoints(interrupted / "checkpoints")[-1][0]
     assert 1 <= done < 4 and not (interrupted / "model.keras").exists()
 

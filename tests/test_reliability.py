@@ -2,6 +2,8 @@
 
 import errno
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import keras
 import pytest
 from test_cli import TINY, assert_same_run, history, make_pairs
 
-from pix2pix_tf.callbacks import checkpoints
+from pix2pix_tf.callbacks import StopOnCtrlC, checkpoints
 from pix2pix_tf.cli import train as train_cli
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunLockedError, RunWriteError, write_atomically
 
@@ -203,3 +205,18 @@ def test_kill_9_mid_epoch_resumes_at_the_exact_step(tmp_path):
     assert f"epoch 1 of 4, step {state['step']} of 48" in resumed.stdout
     assert_same_run(run, tmp_path / "straight")
     assert not state_file.exists()  # the epoch checkpoints superseded it
+
+
+def test_ctrl_c_is_noted_until_the_step_ends_and_twice_stops_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    stop = StopOnCtrlC()
+    with stop:
+        os.kill(os.getpid(), signal.SIGINT)  # noted, not raised inside whatever runs now
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            stop.on_train_batch_end(0)  # raised at the step's end, from Python
+        stop.on_train_batch_end(1)  # once only
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
