@@ -35,7 +35,7 @@ from pix2pix_tf.text import (  # noqa: E402
     Vocabulary,
     build_vocabulary,
     english_words,
-    subword_table,
+    spelling_options,
 )
 
 PHRASES = [p for e in EDITS.values() for p in e.phrasings]
@@ -70,8 +70,7 @@ def runners(size, batch, ngf, num_downs, seed=0):
     editor = InstructPix2Pix(build_generator("unet", **nets, **text), d(**text),
                              vocabulary=vocabulary, sequence_length=length, seed=seed)
     known = build_vocabulary(PHRASES, extra=english_words())
-    spelt = dict(text, vocabulary_size=len(known) + 2, subwords=subword_table(known, 16384),
-                 subword_buckets=16384)
+    spelt = dict(text, vocabulary_size=len(known) + 2, **spelling_options(known, 16384))
     spelling = InstructPix2Pix(build_generator("unet", **nets, **spelt), d(**spelt),
                                vocabulary=known, sequence_length=length, seed=seed)
     for model in (plain, film, editor, spelling):

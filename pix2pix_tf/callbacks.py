@@ -58,9 +58,9 @@ class StopOnCtrlC(keras.callbacks.Callback):
     Use it as a context manager around ``fit`` and last among the callbacks. Inside, the first
     Ctrl-C is only noted; at the end of the current training step (or of the epoch, after the
     checkpoint callbacks, if it came during validation) ``KeyboardInterrupt`` is raised from
-    Python, where unwinding is safe. An interrupt raised asynchronously in the middle of a
-    step or of a checkpoint write can crash the process (a segfault was seen once) instead of
-    ending it cleanly. A second Ctrl-C raises at once, as without this callback. Python
+    Python, where unwinding is safe. Without it, the interrupt lands wherever the main thread
+    is, often inside a step or a checkpoint write; once, in CI, that ended the trainer with a
+    segfault instead of exit 130. A second Ctrl-C raises at once, as without this callback. Python
     delivers signals to the main thread only; elsewhere the callback does nothing.
     """
 

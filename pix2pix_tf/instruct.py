@@ -42,7 +42,7 @@ from pix2pix_tf.text import (
     TOKENS,
     SubwordEmbedding,
     make_vocabulary,
-    subword_table,
+    spelling_options,
 )
 
 #: The optional data field naming each example's edit (an int), for choosing wrong instructions.
@@ -136,10 +136,8 @@ class InstructPix2Pix(Pix2Pix):
         self.vocabulary = make_vocabulary(vocabulary, sequence_length)
         text = dict(vocabulary_size=self.vocabulary.size, sequence_length=sequence_length,
                     text_dim=text_dim)
-        if (subword_buckets and backbone is None and text_encoder is None
-                and (generator is None or discriminator is None)):
-            text.update(subwords=subword_table(self.vocabulary.words, subword_buckets),
-                        subword_buckets=subword_buckets)
+        if backbone is None and (generator is None or discriminator is None):
+            text.update(spelling_options(self.vocabulary.words, subword_buckets))
         if generator is None:
             generator = build_generator("unet_256", input_channels, output_channels,
                                         inference_mode=inference_mode, seed=seed,

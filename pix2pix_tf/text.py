@@ -105,6 +105,15 @@ def char_ngrams(word, lengths=NGRAM_LENGTHS):
     return list(dict.fromkeys([marked, *grams]))
 
 
+def spelling_options(vocabulary_words, buckets):
+    """The ``subwords`` and ``subword_buckets`` options of conditioned networks (see
+    :func:`text_encoder`) that make their text encoder read spelling in ``buckets`` buckets;
+    none for ``buckets=0`` (a vector per vocabulary word)."""
+    if not buckets:
+        return {}
+    return dict(subwords=subword_table(vocabulary_words, buckets), subword_buckets=buckets)
+
+
 def subword_table(vocabulary_words, buckets, max_ngrams=MAX_NGRAMS):
     """``(2 + len(vocabulary_words), K)`` int32: row ``i`` holds the n-gram buckets (1 to
     ``buckets``; 0 = none) of token id ``i``'s word, for :class:`SubwordEmbedding`. Padding and
@@ -306,9 +315,9 @@ class AttentionPool(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
 class SubwordEmbedding(keras.layers.Layer):
     """Token ids ``(b, L)`` -> ``(b, L, dim)``: the mean of each word's whole-word and character
-    n-gram vectors (fastText). ``table`` (:func:`subword_table`) maps token ids to n-gram buckets; it is a
-    non-trainable weight, so saved models carry it and their configs stay small. A word with
-    no n-grams (padding, the unknown word) gets the zero vector."""
+    n-gram vectors (fastText). ``table`` (:func:`subword_table`) maps token ids to n-gram
+    buckets; it is a non-trainable weight, so saved models carry it and their configs stay
+    small. A word with no n-grams (padding, the unknown word) gets the zero vector."""
 
     def __init__(self, vocabulary_size, ngrams, buckets, dim, table=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -59,7 +59,7 @@ from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
-from pix2pix_tf.text import build_vocabulary, make_vocabulary, subword_table, word_list
+from pix2pix_tf.text import build_vocabulary, make_vocabulary, spelling_options, word_list
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
@@ -89,9 +89,8 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, vocabu
         vocabulary = make_vocabulary(vocabulary, config.sequence_length)
         text = dict(vocabulary_size=vocabulary.size, sequence_length=config.sequence_length,
                     text_dim=config.text_dim)
-        if config.subword_buckets and not config.text_encoder:
-            text.update(subwords=subword_table(vocabulary.words, config.subword_buckets),
-                        subword_buckets=config.subword_buckets)
+        if not config.text_encoder:
+            text.update(spelling_options(vocabulary.words, config.subword_buckets))
     generator = build_generator(config.generator, input_channels, output_channels,
                                 **config.generator_options(), **text, **backbone)
     discriminator = None
@@ -301,21 +300,23 @@ def _train(run_dir, config, verbose, train_data, test_data):
     every_steps, every_minutes = checkpoint_interval(config.checkpoint_every)
     step_checkpoint = StepCheckpoint(run_dir, every_steps, every_minutes, steps_per_epoch,
                                      epoch_checkpoint, guard)
-    ctrl_c = StopOnCtrlC()  # last: a Ctrl-C'd epoch end still saves its checkpoint first
-    callbacks += [step_checkpoint, epoch_checkpoint, ctrl_c]
+    callbacks += [step_checkpoint, epoch_checkpoint]
+    ctrl_c = StopOnCtrlC()  # called last: a Ctrl-C'd epoch end still saves its checkpoint first
     start = time.perf_counter()
 
     def fit(dataset, epochs, first, extra=()):
+        every = [*callbacks, *extra, ctrl_c]
         try:
-            if config.strategy == "multiworker":  # Keras' fit does not run there (README)
-                fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
-                                initial_epoch=first, validation_data=test_ds,
-                                callbacks=callbacks[:-1] + list(extra) + [ctrl_c], verbose=verbose,
-                                steps_per_epoch=steps_per_epoch)
-            else:
-                model.fit(dataset, epochs=epochs, initial_epoch=first, validation_data=test_ds,
-                          callbacks=callbacks[:-1] + list(extra) + [ctrl_c], verbose=verbose,
-                          shuffle=False)  # the dataset shuffles itself, seeded
+            with ctrl_c:
+                if config.strategy == "multiworker":  # Keras' fit does not run there (README)
+                    fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
+                                    initial_epoch=first, validation_data=test_ds,
+                                    callbacks=every, verbose=verbose,
+                                    steps_per_epoch=steps_per_epoch)
+                else:
+                    model.fit(dataset, epochs=epochs, initial_epoch=first,
+                              validation_data=test_ds, callbacks=every, verbose=verbose,
+                              shuffle=False)  # the dataset shuffles itself, seeded
         except tf.errors.InvalidArgumentError as error:
             raise _named_data_error(error, train_pairs, test_pairs) from error
 
@@ -323,14 +324,12 @@ def _train(run_dir, config, verbose, train_data, test_data):
         rest = pair_pipeline(train_pairs, augment=True, shuffle=True, skip_batches=start_step,
                              epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False),
                              **options)
-        with ctrl_c:
-            fit(rest, initial_epoch + 1, initial_epoch,
-                [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
+        fit(rest, initial_epoch + 1, initial_epoch,
+            [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
         initial_epoch += 1
         epoch_counter.assign(initial_epoch)
     if initial_epoch < config.total_epochs and guard.bad is None:
-        with ctrl_c:
-            fit(train_ds, config.total_epochs, initial_epoch)
+        fit(train_ds, config.total_epochs, initial_epoch)
     seconds = time.perf_counter() - start
     if guard.bad is not None:
         epoch, batch, key, value = guard.bad

@@ -385,8 +385,10 @@ def test_commands_train_edit_evaluate(tmp_path, capsys):
     assert "d_mismatch" in history and "val_l1" in history
     assert train_cli.main(args) == 0  # done already: resumes, nothing to train
     model = keras.models.load_model(run / "model.keras")
-    # the default built-in encoder reads spelling and knows the bundled English words
-    assert model.subword_buckets == 16384 and "hues" in model.vocabulary.words
+    # the default built-in encoder reads spelling and knows the bundled English words: also
+    # 'photograph', which no training phrasing uses
+    assert model.subword_buckets == 16384 and "photograph" in model.vocabulary.words
+    assert "photograph" not in build_vocabulary(PHRASES)
     Image.fromarray(photos(1, 20)[0]).save(tmp_path / "photo.png")
     out = tmp_path / "out"
     assert edit_cli.main(["--model", str(run / "model.keras"), "--input",

@@ -16,6 +16,7 @@ from pix2pix_tf.text import (
     build_vocabulary,
     char_ngrams,
     english_words,
+    spelling_options,
     subword_table,
     word_list,
 )
@@ -48,7 +49,7 @@ def photos(n=8, size=32, seed=0):
 def tiny_model(subwords=True, seed=0):
     text = dict(vocabulary_size=len(VOCAB) + 2, sequence_length=L, text_dim=16)
     if subwords:
-        text.update(subwords=subword_table(VOCAB, BUCKETS), subword_buckets=BUCKETS)
+        text.update(spelling_options(VOCAB, BUCKETS))
     g = build_generator("unet", num_downs=3, ngf=8, seed=seed, inference_mode="moving_average",
                         **text)
     d = build_discriminator("patchgan", ndf=8, n_layers=2, seed=seed + 1, **text)
@@ -94,6 +95,7 @@ def test_ngrams_table_and_vocabulary():
     english = english_words()
     assert len(english) == 30000 and english[0] == "the" and "hues" in english
     assert word_list("none") == []
+    assert spelling_options(VOCAB, 0) == {}  # whole words: no table
     with pytest.raises(ValueError, match="english"):
         word_list("klingon")
     with pytest.raises(ValueError, match="subword_buckets must be >= 0"):

@@ -121,8 +121,10 @@ def patchgan_discriminator(
         sequence_length, text_dim: token ids per instruction, width of the text embedding.
         text_conditioning: 'projection' (default) or 'concat'; see the module docstring.
         subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
-            and its bucket count: the text encoder also reads each word's spelling (character
-            n-grams), for words no training instruction used (default ``None``: whole words).
+            and its bucket count (:func:`pix2pix_tf.text.spelling_options`): the text encoder
+            embeds each word by its spelling (whole-word and character n-gram vectors), so words
+            no training instruction used still mean something (default ``None``: a vector per
+            word).
         text_pooling: how the text encoder pools words ('mean' or 'attention').
         seed: integer fixing the initial weights, or ``None``.
         name: model name.

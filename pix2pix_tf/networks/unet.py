@@ -114,8 +114,10 @@ def unet_generator(
         text_dim: width of the instruction embedding.
         text_blocks: self-attention blocks in the text encoder (0: none).
         subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
-            and its bucket count: the text encoder also reads each word's spelling (character
-            n-grams), for words no training instruction used (default ``None``: whole words).
+            and its bucket count (:func:`pix2pix_tf.text.spelling_options`): the text encoder
+            embeds each word by its spelling (whole-word and character n-gram vectors), so words
+            no training instruction used still mean something (default ``None``: a vector per
+            word).
         text_pooling: 'mean' (the masked mean of the word embeddings) or 'attention' (a
             weighted mean, weights learned per word).
         cross_attention: number of innermost encoder levels that also attend to the
