@@ -10,8 +10,8 @@ setup(
     packages=find_packages(include=["pix2pix_tf", "pix2pix_tf.*"]),
     # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution; the English
     # words the instruction editor's text encoder can read by spelling (240 KB, from wordfreq)
-    package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt",
-                                      "english_words.txt"]},
+    package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"],
+                  "pix2pix_tf.tasks.instruct": ["english_words.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
@@ -24,6 +24,10 @@ setup(
         "tensorboard",
         # older tf2onnx pins protobuf 3.20, which clashes with current TensorFlow
         "tf2onnx>=1.17",
+        # the runtimes that verify every export against Keras (export reloads each artifact in
+        # its own runtime); without them an export is written but not verified, with a note
+        "onnxruntime",
+        "ai-edge-litert",
     ],
     extras_require={
         # a pretrained text encoder for the instruction editor (--text-encoder); safetensors
@@ -36,7 +40,8 @@ setup(
         # the synthetic-pair tests
         # nbclient + ipykernel execute the tutorial notebook in the tests; ruff lints (pyproject.toml)
         # datasets: the instruction editor's Hugging Face sources are tested against the real package
-        "dev": ["pytest>=7", "ruff", "onnxruntime", "ai-edge-litert", "dill", "importlib_resources",
+        # import-linter checks the import layers (.importlinter) in CI
+        "dev": ["pytest>=7", "ruff", "import-linter", "dill", "importlib_resources",
                 "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets"],
     },
 )

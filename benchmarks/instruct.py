@@ -29,14 +29,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf import InstructPix2Pix, Pix2Pix  # noqa: E402
-from pix2pix_tf.edits import EDITS  # noqa: E402
 from pix2pix_tf.networks import build_discriminator, build_generator  # noqa: E402
-from pix2pix_tf.text import (  # noqa: E402
-    Vocabulary,
+from pix2pix_tf.tasks.instruct.edits import EDITS  # noqa: E402
+from pix2pix_tf.tasks.instruct.text import (  # noqa: E402
+    TextConditioning,
     build_vocabulary,
     english_words,
     spelling_options,
 )
+from pix2pix_tf.tasks.instruct.vocabulary import WordVocabulary  # noqa: E402
 
 PHRASES = [p for e in EDITS.values() for p in e.phrasings]
 
@@ -60,18 +61,24 @@ def runners(size, batch, ngf, num_downs, seed=0):
     y = -x
     rng = np.random.default_rng(seed)
     instructions = np.array([PHRASES[i] for i in rng.integers(len(PHRASES), size=batch)])
-    tokens = Vocabulary(vocabulary, length).encode(list(instructions))
+    tokens = WordVocabulary(vocabulary, length).encode(list(instructions))
 
     def d(**extra):
         return build_discriminator("patchgan", ndf=ngf, seed=seed + 1, **extra)
 
     plain = Pix2Pix(build_generator("unet", **nets), d())
-    film = Pix2Pix(build_generator("unet", **nets, **text), d())
-    editor = InstructPix2Pix(build_generator("unet", **nets, **text), d(**text),
+    def g_hook(text):
+        return {"conditioning": TextConditioning("generator", **text)}
+
+    def d_hook(text):
+        return {"conditioning": TextConditioning("discriminator", **text)}
+
+    film = Pix2Pix(build_generator("unet", **nets, **g_hook(text)), d())
+    editor = InstructPix2Pix(build_generator("unet", **nets, **g_hook(text)), d(**d_hook(text)),
                              vocabulary=vocabulary, sequence_length=length, seed=seed)
     known = build_vocabulary(PHRASES, extra=english_words())
     spelt = dict(text, vocabulary_size=len(known) + 2, **spelling_options(known, 16384))
-    spelling = InstructPix2Pix(build_generator("unet", **nets, **spelt), d(**spelt),
+    spelling = InstructPix2Pix(build_generator("unet", **nets, **g_hook(spelt)), d(**d_hook(spelt)),
                                vocabulary=known, sequence_length=length, seed=seed)
     for model in (plain, film, editor, spelling):
         model.compile()

@@ -17,7 +17,7 @@ import dataclasses
 import sys
 
 from pix2pix_tf.cli import evaluate, train
-from pix2pix_tf.edits import EDITS
+from pix2pix_tf.tasks.instruct.edits import EDITS
 
 EVERY = 4
 

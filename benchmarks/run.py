@@ -198,7 +198,7 @@ def training(args):
 
 
 def inference(args):
-    from pix2pix_tf.export import export_model
+    from pix2pix_tf.exporters import export_model
 
     print("inference (paper generator, one 256x256 image at a time)")
     model = Pix2Pix(*networks())

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf.networks import image_of
@@ -244,9 +243,11 @@ class SampleGrid(keras.callbacks.Callback):
     """Every ``every`` epochs, translates fixed examples and saves input | target | output grids
     as PNG (``samples/epoch_NNNN.png``) and as TensorBoard images."""
 
-    def __init__(self, inputs, targets, folder, every=1, log_dir=None, show=False):
+    def __init__(self, inputs, targets, folder, every=1, log_dir=None, show=False,
+                 row_labels=None):
         super().__init__()
         self.inputs, self.targets = inputs, targets
+        self.row_labels = row_labels  # e.g. each row's instruction (its task's sample_labels)
         self.folder = Path(folder)
         self.every = max(1, every)
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
@@ -255,11 +256,9 @@ class SampleGrid(keras.callbacks.Callback):
     def draw(self, name, step=None, title=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         outputs = keras.ops.convert_to_numpy(self.model(self.inputs, training=False))
-        texts = self.inputs.get("instruction") if isinstance(self.inputs, dict) else None
         pixels = sample_grid(image_of(self.inputs), self.targets, outputs,
                              self.folder / f"{name}.png", title=title,
-                             row_labels=None if texts is None else [
-                                 t.decode() if isinstance(t, bytes) else str(t) for t in texts])
+                             row_labels=self.row_labels)
         if self.show:
             from IPython.display import Image as ShowImage
             from IPython.display import display
@@ -274,16 +273,3 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             self.draw(f"epoch_{epoch + 1:04d}", step=epoch + 1, title=f"epoch {epoch + 1}")
-
-
-def first_examples(dataset, count):
-    """Up to ``count`` (inputs, targets) from a batched dataset, as numpy arrays (inputs: an
-    array, or a dict of arrays when the dataset's inputs are named)."""
-    xs, ys = [], []
-    for x, y in dataset:
-        xs.append(keras.tree.map_structure(np.asarray, x))
-        ys.append(np.asarray(y))
-        if sum(len(b) for b in ys) >= count:
-            break
-    inputs = keras.tree.map_structure(lambda *parts: np.concatenate(parts)[:count], *xs)
-    return inputs, np.concatenate(ys)[:count]

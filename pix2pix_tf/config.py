@@ -1,48 +1,40 @@
-"""Training options as one dataclass, with named presets; saved as JSON in every run directory
-and inside the trained model.
+"""Training options: the shared ones in one dataclass, each task's own beside them; saved as
+JSON in every run directory and inside the trained model.
 
-Every option is declared once, below, with its help text, its command-line group and (for
-enumerations) its allowed values; :meth:`TrainConfig.__post_init__` checks every enumeration
-against them and ``python -m pix2pix_tf.train`` derives its flags from them
-(:func:`pix2pix_tf.cli.train.parser`). Network choices come from the registry tables
-(:mod:`pix2pix_tf.networks`), so a newly registered generator is a valid ``--generator`` at once.
+Every option is declared once (:func:`pix2pix_tf.options.option`: help text, command-line group,
+allowed values); :class:`TrainConfig` checks every enumeration against them and ``python -m
+pix2pix_tf.train`` derives its flags from them (:func:`pix2pix_tf.cli.train.parser`). Network
+choices come from the registry tables (:mod:`pix2pix_tf.networks`), so a newly registered
+generator is a valid ``--generator`` at once.
 
-``paper`` is the paper's facades recipe (unet_256 + 70x70 PatchGAN, L1 + cGAN with lambda 100,
-Adam 2e-4 / 0.5, batch 1, 100 + 100 epochs, 286 -> 256 jitter, labels -> photo = BtoA).
-``quick`` (the command line's default) keeps the same architecture shape, objective and recipe
-but uses 16 base filters and a short schedule on the bundled demo data, so that a first run
-finishes in minutes on a 2-core CPU: 2 epochs at 2e-4 then 1 of decay, the rate decaying every
-step so that it reaches 0 at the end (``lr_per_step``; with so few epochs the reference's
-once-per-epoch steps would end at a third of the rate). Its length is chosen from measurements:
-on the demo's held-out regions, validation L1 keeps improving for about 1,700 steps at batch 1
-and then rises again however the rate is scheduled (more tiles or an average of the weights did
-not change that), so the preset stops there, with its best validation L1 at its end.
-
-``instruct`` (``--task instruct``'s default) trains the instruction editor
-(:class:`pix2pix_tf.InstructPix2Pix`) on the bundled edits of the demo's photos: the same objective
-and optimiser, a 64x64 crop of 128x128 photos, ``unet`` with 6 halvings and 16 base filters,
-batch 16 (the matching-aware discriminator's wrong instructions come from the batch) for 4 + 1
-epochs, about 12 minutes on a 2-core CPU. At batch 16 BatchNorm's per-image statistics at test
-time are not the training statistics, so the preset saves ``inference_mode="moving_average"``.
+A config belongs to one task (``task``, a name in :data:`pix2pix_tf.tasks.TASKS`) and holds that
+task's options (``config.task_options``, the task's ``Options`` dataclass); they read as
+attributes of the config (``config.text_dim``) and are saved flat beside the shared ones. Build
+configs with :meth:`TrainConfig.create` or :func:`preset`, which take both kinds of option by
+name and refuse an option of another task, naming the task it belongs to. Presets are the
+tasks' (``Task.PRESETS``): ``quick`` and ``paper`` (translate), ``instruct`` (instruct).
 """
 
+import copy
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from pix2pix_tf.data.pipeline import DIRECTIONS, PREPROCESS_MODES
+from pix2pix_tf.distribute import STRATEGIES
+from pix2pix_tf.errors import OptionError
 from pix2pix_tf.layers import INFERENCE_MODES, NORMS
 from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
-from pix2pix_tf.text import WORD_LISTS
+from pix2pix_tf.options import check_choices, choices_of, flag, option  # noqa: F401
+from pix2pix_tf.tasks import TASKS, get_task
+from pix2pix_tf.tasks.base import owner_of_option
 
-DIRECTIONS = ("AtoB", "BtoA")
-PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "none")
-ON_ERROR = ("raise", "skip")
-#: ``TrainConfig.strategy``: see :mod:`pix2pix_tf.distribute`.
-STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
-#: ``TrainConfig.task``: pix2pix pairs, or image + instruction -> edited image.
-TASKS = ("translate", "instruct")
 MIXED_PRECISION = ("mixed_bfloat16", "mixed_float16")
+
+
+def _tasks():
+    return tuple(TASKS)
 
 
 def _generators():
@@ -63,36 +55,18 @@ def _upsampling():
     return UPSAMPLING
 
 
-def option(default, help, group="outputs", choices=None, cli=True):
-    """A config field with its help text, command-line group and allowed values (a tuple, or a
-    function returning one for tables that can grow)."""
-    kwargs = {"default_factory": default} if callable(default) else {"default": default}
-    return field(**kwargs, metadata={"help": help, "group": group, "choices": choices,
-                                     "cli": cli})
-
-
-def choices_of(f):
-    """The allowed values of config field ``f`` (None: any)."""
-    choices = f.metadata.get("choices")
-    return choices() if callable(choices) else choices
-
-
 @dataclass
 class TrainConfig:
     # data
-    task: str = option("translate", "translate: pix2pix pairs; instruct: image + text "
-                       "instruction -> edited image (InstructPix2Pix)", "data", TASKS)
+    task: str = option("translate", "what to train: translate (pix2pix pairs), instruct (image "
+                       "+ text instruction -> edited image), or any registered task", "data",
+                       _tasks)
     data: str = option("demo", "'demo', a folder (A|B images or A/ B/), or a TFDS name such as "
                        "pix2pix/facades; with --task instruct: 'edits' (the bundled edits of the "
                        "demo's photos), 'edits:PHOTOS' (of your photos), a folder with a "
                        "metadata.jsonl (Hugging Face imagefolder), or 'hf:NAME' (a Hugging "
                        "Face dataset: hub name or saved folder; needs pip install datasets)",
                        "data")
-    columns: str = option(None, "instruct data: metadata columns as "
-                          "input=COL,instruction=COL,target=COL (default: the usual names)",
-                          "data")
-    edit_size: int = option(128, "instruct data 'edits': photos are resized to this square "
-                            "before cropping", "data")
     direction: str = option("AtoB", "which side is the input", "data", DIRECTIONS)
     batch_size: int = option(1, "images per batch (paper 1)", "data")
     load_size: int = option(286, "resize before the random crop (paper 286)", "data")
@@ -103,8 +77,6 @@ class TrainConfig:
                                  "found)", "data", (1, 2, 3, 4))
     output_channels: int = option(None, "convert targets to this many channels (default: as "
                                   "found)", "data", (1, 2, 3, 4))
-    on_error: str = option("raise", "bad files: stop with a list of them, or skip them with a "
-                           "warning", "data", ON_ERROR)
     # networks
     generator: str = option("unet_256", "generator from pix2pix_tf.networks.GENERATORS",
                             "networks", _generators)
@@ -120,33 +92,6 @@ class TrainConfig:
     dropout: bool = option(True, "generator dropout, its only noise (paper: on)", "networks")
     discriminator: str = option("patchgan", "discriminator from "
                                 "pix2pix_tf.networks.DISCRIMINATORS", "networks", _discriminators)
-    text_dim: int = option(64, "instruct: width of the instruction embeddings", "networks")
-    sequence_length: int = option(16, "instruct: most words per instruction (with "
-                                  "--text-encoder: word pieces, start and end included)",
-                                  "networks")
-    text_encoder: str = option(None, "instruct: a pretrained keras-hub text encoder for the "
-                               "generator: preset name, Kaggle/hf:// handle or folder (needs "
-                               "pip install 'pix2pix_tf[hub]'; default: the built-in encoder "
-                               "learning words from scratch)", "networks")
-    text_encoder_trainable: bool = option(False, "instruct: fine-tune the pretrained text "
-                                          "encoder (default frozen)", "networks")
-    text_blocks: int = option(0, "instruct: self-attention blocks in the text encoder (0: "
-                              "masked mean of word embeddings)", "networks")
-    text_pooling: str = option("mean", "instruct: pool word embeddings equally (mean) or by "
-                               "learned weights (attention)", "networks", ("mean", "attention"))
-    subword_buckets: int = option(16384, "instruct: hash buckets of the built-in encoder's "
-                                  "whole-word and character n-gram vectors, so that it reads "
-                                  "spelling (0: a vector per word, trained words only)",
-                                  "networks")
-    extra_words: str = option("english", "instruct: words the built-in encoder may meet beyond its "
-                              "training instructions, read by their spelling (so not with "
-                              "--subword-buckets 0): 'english' (30,000 common words, bundled) or "
-                              "'none'", "networks", WORD_LISTS)
-    cross_attention: int = option(0, "instruct: innermost U-Net levels that also attend to the "
-                                  "instruction's words (0: FiLM only)", "networks")
-    text_conditioning: str = option("projection", "instruct: how the matching-aware "
-                                    "discriminator reads the instruction", "networks",
-                                    ("projection", "concat"))
     ndf: int = option(64, "discriminator base filters (paper 64)", "networks")
     n_layers_d: int = option(3, "PatchGAN layers: 1 16x16, 3 70x70 (paper), 5 286x286",
                              "networks")
@@ -161,14 +106,6 @@ class TrainConfig:
     lambda_feat: float = option(0.0, "pix2pixHD discriminator feature-matching weight (0: off, "
                                 "the paper's objective; pix2pixHD uses 10 with --discriminator "
                                 "multiscale)", "objective")
-    instruction_dropout: float = option(0.05, "instruct: fraction of training instructions "
-                                        "blanked (1.0 trains the no-text baseline)",
-                                        "objective")
-    word_dropout: float = option(0.1, "instruct: fraction of training words replaced by the "
-                                 "unknown word, for instructions with unseen words",
-                                 "objective")
-    lambda_mismatch: float = option(1.0, "instruct: weight of real images with a wrong "
-                                    "instruction among the discriminator's fakes", "objective")
     lr: float = option(2e-4, "Adam learning rate (paper 2e-4)", "objective")
     beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
     epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")
@@ -198,21 +135,24 @@ class TrainConfig:
                                    "('500') or minutes ('10min'); '0' turns it off")
     preset: str = option(None, "the preset this config started from", cli=False)
     notes: dict = option(dict, "free-form notes saved with the run", cli=False)
+    #: The task's own options (its ``Options`` dataclass, or a dict of them); they read as
+    #: attributes of the config.
+    task_options: object = option(None, "the task's own options", cli=False)
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            allowed = choices_of(f)
-            value = getattr(self, f.name)
-            if allowed is not None and value is not None and value not in allowed:
-                raise ValueError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got "
-                                 f"{value!r}.")
+        check_choices(self)
+        task = get_task(self.task)
+        options = self.task_options
+        if options is None or isinstance(options, dict):
+            options = dict(options or {})
+            refuse_other_tasks(task, options)
+            self.task_options = task.Options(**options)
+        elif not isinstance(options, task.Options):
+            raise OptionError(f"task_options must be {task.name}'s options "
+                              f"({task.Options.__name__}), got {type(options).__name__}.")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
             raise ValueError("epochs + epochs_decay must be at least 1.")
         checkpoint_interval(self.checkpoint_every)  # raises for a bad value
-        if (self.text_encoder or self.text_encoder_trainable) and self.task != "instruct":
-            raise ValueError("--text-encoder reads instructions: it applies to --task instruct.")
-        if self.subword_buckets < 0:
-            raise ValueError(f"subword_buckets must be >= 0, got {self.subword_buckets}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.preprocess == "resize_and_crop" and self.load_size < self.crop_size:
@@ -220,6 +160,37 @@ class TrainConfig:
                              f"({self.crop_size}).")
         self.generator_options()  # options that do not apply to the chosen networks
         self.discriminator_options()
+        task.check(self)
+
+    def __getattr__(self, name):
+        # Called only for names that are not shared fields: the task's own options.
+        options = self.__dict__.get("task_options")
+        if options is not None and name in {f.name for f in dataclasses.fields(options)}:
+            return getattr(options, name)
+        owner = owner_of_option(name)
+        if owner is not None:
+            raise AttributeError(f"{name!r} is an option of task {owner.name!r}; this config "
+                                 f"is for task {self.__dict__.get('task')!r}.")
+        raise AttributeError(f"'TrainConfig' has no option {name!r}.")
+
+    @property
+    def task_object(self):
+        """The :class:`pix2pix_tf.tasks.Task` this config trains."""
+        return get_task(self.task)
+
+    @classmethod
+    def create(cls, **values):
+        """A config from shared and task options given by name (see the module docstring)."""
+        shared = {f.name for f in dataclasses.fields(cls)}
+        task = get_task(values.get("task", "translate"))
+        own = {k: values.pop(k) for k in list(values) if k not in shared}
+        refuse_other_tasks(task, own)
+        given = values.pop("task_options", None)
+        if given is not None and own:
+            raise OptionError("give task options by name or as task_options, not both.")
+        if given is not None and not isinstance(given, dict):
+            given = dataclasses.asdict(given)
+        return cls(**values, task_options=given if given is not None else own)
 
     @property
     def total_epochs(self):
@@ -229,16 +200,15 @@ class TrainConfig:
     #: config field -> builder option, for each network kind
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
                         "skips": "skips", "norm": "norm", "dropout": "dropout",
-                        "inference_mode": "inference_mode", "text_blocks": "text_blocks",
-                        "text_pooling": "text_pooling", "cross_attention": "cross_attention"}
+                        "inference_mode": "inference_mode"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
-                            "norm": "norm", "text_conditioning": "text_conditioning",
-                            "text_pooling": "text_pooling"}
+                            "norm": "norm"}
 
     def _network_options(self, table, name, fields):
         from pix2pix_tf.networks import options_for
 
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)
+                    if f.name in fields}
         values = {option: getattr(self, key) for key, option in fields.items()}
         option_defaults = {option: defaults[key] for key, option in fields.items()}
         flags = {option: "--" + key.replace("_", "-") for key, option in fields.items()}
@@ -249,9 +219,6 @@ class TrainConfig:
         from pix2pix_tf.networks import GENERATORS
 
         options = self._network_options(GENERATORS, self.generator, self.GENERATOR_FIELDS)
-        if self.task != "instruct":
-            options = {k: v for k, v in options.items()
-                       if k not in ("text_blocks", "text_pooling", "cross_attention")}
         return {**options, "seed": self.seed}
 
     def discriminator_options(self):
@@ -262,14 +229,14 @@ class TrainConfig:
         options = self._network_options(DISCRIMINATORS, self.discriminator,
                                         self.DISCRIMINATOR_FIELDS)
         conditional = TABLE1_OBJECTIVES[self.objective].get("conditional", True)
-        if self.task != "instruct":
-            options.pop("text_conditioning", None)
-            options.pop("text_pooling", None)
         return {**options, "seed": self.seed + 1, "conditional": conditional}
 
     # ------------------------------------------------------------------------ serialisation
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """Shared and task options, flat (as ``config.json`` and models store them)."""
+        values = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
+                  if f.name != "task_options"}
+        return {**values, **dataclasses.asdict(self.task_options)}
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -281,11 +248,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
+        """The config :meth:`to_dict` wrote. Files written before tasks had options of their
+        own hold every task's fields; those of other tasks never applied and are left out."""
+        values = dict(values)
+        task = get_task(values.get("task", "translate"))
+        for name in list(values):
+            owner = owner_of_option(name)
+            if owner is not None and owner is not task:
+                values.pop(name)
+        known = {f.name for f in dataclasses.fields(cls)} | set(task.option_names())
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training options {', '.join(unknown)}.")
-        return cls(**values)
+        return cls.create(**values)
 
     @classmethod
     def load(cls, path):
@@ -308,17 +283,35 @@ def checkpoint_interval(text):
                      "('10min'), or '0' for none.")
 
 
-PRESETS = {
-    "paper": dict(data="pix2pix/facades", direction="BtoA"),
-    "quick": dict(data="demo", ngf=16, ndf=16, epochs=2, epochs_decay=1, lr_per_step=True),
-    "instruct": dict(task="instruct", data="edits", generator="unet", num_downs=6, ngf=16,
-                     ndf=16, crop_size=64, preprocess="crop", batch_size=16, epochs=4,
-                     epochs_decay=1, lr_per_step=True, inference_mode="moving_average"),
-}
+def refuse_other_tasks(task, values):
+    """Raises :class:`OptionError` for options in ``values`` that are not ``task``'s own,
+    naming the task each belongs to."""
+    own = set(task.option_names())
+    for name in values:
+        if name in own:
+            continue
+        owner = owner_of_option(name)
+        if owner is not None:
+            raise OptionError(f"{flag(name)} applies to --task {owner.name} (an option of that "
+                              f"task), not to --task {task.name}.")
+        raise OptionError(f"unknown option {name!r} for --task {task.name}.")
+
+
+def presets():
+    """Every task's presets: ``{name: (task, settings)}``."""
+    return {name: (task, settings) for task in TASKS.values()
+            for name, settings in task.PRESETS.items()}
 
 
 def preset(name, **overrides):
-    """A :class:`TrainConfig` for preset ``name`` with ``overrides`` applied."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    return TrainConfig(**{**PRESETS[name], "preset": name, **overrides})
+    """A :class:`TrainConfig` for preset ``name`` (of whichever task has it) with ``overrides``
+    (shared or task options) applied."""
+    table = presets()
+    if name not in table:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(table)}.")
+    task, settings = table[name]
+    if overrides.get("task", task.name) != task.name:
+        raise OptionError(f"preset {name!r} is a preset of --task {task.name}; for --task "
+                          f"{overrides['task']} choose one of "
+                          f"{', '.join(get_task(overrides['task']).PRESETS) or 'no preset'}.")
+    return TrainConfig.create(**{**settings, "task": task.name, "preset": name, **overrides})

@@ -23,7 +23,8 @@ import itertools
 
 import tensorflow as tf
 
-from pix2pix_tf.config import STRATEGIES  # noqa: F401  (the one list; config cannot import TF)
+#: ``TrainConfig.strategy``: the devices a run trains on (see :func:`strategy`).
+STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
 
 _made = {}
 _key_bases = itertools.count(1)

@@ -41,6 +41,10 @@ from pix2pix_tf.networks import (
 )
 from pix2pix_tf.optimizers import FusedAdam
 
+#: The loader of published generators (set by :mod:`pix2pix_tf.tasks.translate`, which owns
+#: them), so that ``Pix2Pix.from_pretrained`` works without this module importing a task.
+PRETRAINED_LOADER = [None]
+
 
 def default_optimizer(learning_rate=2e-4, beta_1=0.5):
     """The paper's optimizer: Adam(lr=2e-4, beta_1=0.5, beta_2=0.999).
@@ -92,7 +96,14 @@ class Pix2Pix(keras.Model):
 
     ``pix2pix_tf.losses.TABLE1_OBJECTIVES`` maps each row of the paper's Table 1 to these
     arguments, e.g. ``Pix2Pix(**TABLE1_OBJECTIVES["L1+GAN"])``.
+
+    It is the shared conditional GAN of every task (:mod:`pix2pix_tf.tasks`): a task with
+    conditions beyond the image gives it a generator (and discriminator) that take them, and a
+    task needing more (the instruction editor) subclasses it.
     """
+
+    #: The task (:data:`pix2pix_tf.tasks.TASKS`) whose models this class makes.
+    task_name = "translate"
 
     def __init__(
         self,
@@ -282,6 +293,11 @@ class Pix2Pix(keras.Model):
         named inputs (honours ``inference_mode``)."""
         return self.generator(inputs, training=training)
 
+    def network_inputs(self, inputs, training=False):
+        """The networks' inputs for model inputs (the same here; a subclass may turn, say,
+        instruction strings into token ids)."""
+        return inputs
+
     def discriminate(self, inputs, images, training=True):
         """The discriminator's verdict on ``images`` given ``inputs`` (ignored if
         unconditional): ``(logits, features)``, each a list with one entry per scale
@@ -431,10 +447,9 @@ class Pix2Pix(keras.Model):
     def from_pretrained(cls, name, **kwargs):
         """The authors' published generator ``name`` (facades_label2photo, sat2map, map2sat,
         edges2shoes, day2night) or a reference ``.pth`` file, converted to Keras; see
-        :func:`pix2pix_tf.pretrained.load_pretrained` for the options."""
-        from pix2pix_tf.pretrained import load_pretrained
-
-        return load_pretrained(name, **kwargs)
+        :func:`pix2pix_tf.tasks.translate.pretrained.load_pretrained` (which the translate
+        task plugs in here) for the options."""
+        return PRETRAINED_LOADER[0](name, **kwargs)
 
     @classmethod
     def from_config(cls, config):

@@ -18,7 +18,7 @@ import socket
 import warnings
 from pathlib import Path
 
-from pix2pix_tf.data.files import DataError
+from pix2pix_tf.errors import DataError
 
 LOCK_NAME = ".lock"
 

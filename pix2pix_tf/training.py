@@ -25,7 +25,6 @@ position, and the epoch's running losses, so the losses match an uninterrupted r
 """
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import time
@@ -42,24 +41,19 @@ from pix2pix_tf.callbacks import (
     StepCheckpoint,
     StopOnCtrlC,
     checkpoints,
-    first_examples,
     read_partial,
     save_atomically,
     truncate_history,
 )
-from pix2pix_tf.config import checkpoint_interval
-from pix2pix_tf.data import DataError, available_splits, open_source, pair_pipeline
-from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
+from pix2pix_tf.config import TrainConfig, checkpoint_interval, preset
+from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import fit_distributed, strategy
-from pix2pix_tf.instruct import InstructPix2Pix
-from pix2pix_tf.losses import TABLE1_OBJECTIVES
-from pix2pix_tf.model import Pix2Pix, default_optimizer
-from pix2pix_tf.networks import build_discriminator, build_generator
+from pix2pix_tf.evaluation import first_examples
+from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
-from pix2pix_tf.text import build_vocabulary, make_vocabulary, spelling_options, word_list
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",
@@ -70,56 +64,20 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the newest checkpoint is the last good state."""
 
 
-def build_model(config, input_channels, output_channels, steps_per_epoch, vocabulary=None):
-    """The compiled :class:`Pix2Pix` (or, for ``task="instruct"``, :class:`InstructPix2Pix`
-    knowing ``vocabulary``, or the ``text_encoder`` preset's) that ``config`` describes: the
-    one place where a training config becomes networks (through the registry tables of :mod:`pix2pix_tf.networks`)."""
-    objective = TABLE1_OBJECTIVES[config.objective]
-    lambda_gan = objective["lambda_gan"]
-    lambda_l1 = config.lambda_l1 if objective["lambda_l1"] > 0 else 0.0
-    text, backbone = {}, {}
-    if config.task == "instruct":
-        if config.text_encoder:
-            from pix2pix_tf.pretrained_text import load_text_encoder
-
-            vocabulary, pretrained = load_text_encoder(config.text_encoder,
-                                                       config.sequence_length)
-            backbone = dict(text_backbone=pretrained,
-                            text_backbone_trainable=config.text_encoder_trainable)
-        vocabulary = make_vocabulary(vocabulary, config.sequence_length)
-        text = dict(vocabulary_size=vocabulary.size, sequence_length=config.sequence_length,
-                    text_dim=config.text_dim)
-        if not config.text_encoder:
-            text.update(spelling_options(vocabulary.words, config.subword_buckets))
-    generator = build_generator(config.generator, input_channels, output_channels,
-                                **config.generator_options(), **text, **backbone)
-    discriminator = None
-    if lambda_gan > 0:
-        discriminator = build_discriminator(config.discriminator, input_channels,
-                                            output_channels, **config.discriminator_options(),
-                                            **text)
-    common = dict(lambda_l1=lambda_l1, lambda_gan=lambda_gan, gan_mode=config.gan_mode,
-                  inference_mode=config.inference_mode, lambda_feat=config.lambda_feat,
-                  training_config=config.to_dict())
-    if config.task == "instruct":
-        model = InstructPix2Pix(generator, discriminator, vocabulary=vocabulary.spec,
-                                sequence_length=config.sequence_length, text_dim=config.text_dim,
-                                text_encoder=config.text_encoder,
-                                text_encoder_trainable=config.text_encoder_trainable,
-                                instruction_dropout=config.instruction_dropout,
-                                word_dropout=config.word_dropout,
-                                subword_buckets=config.subword_buckets,
-                                lambda_mismatch=config.lambda_mismatch, seed=config.seed,
-                                **common)
-    else:
-        model = Pix2Pix(generator, discriminator, **common)
+def build_model(config, input_channels, output_channels, steps_per_epoch, train_source=None):
+    """The compiled model ``config`` describes: its task builds the networks and the model
+    (``Task.build_model``; e.g. the editor's vocabulary from ``train_source``'s instructions),
+    the trainer adds the optimizers and the learning-rate schedule, the same for every task."""
+    model = config.task_object.build_model(config, input_channels, output_channels,
+                                           train_source)
 
     def optimizer():
         schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch,
                                per_step=config.lr_per_step)
         return default_optimizer(schedule, beta_1=config.beta1)
 
-    model.compile(g_optimizer=optimizer(), d_optimizer=optimizer() if discriminator else None)
+    model.compile(g_optimizer=optimizer(),
+                  d_optimizer=optimizer() if model.discriminator is not None else None)
     return model
 
 
@@ -156,11 +114,7 @@ def model_channels(config, pairs):
 
 def open_data(config, data, split):
     """The PairSource of ``data`` (the config's, or one given) for ``split``, for the task."""
-    if config.task == "instruct":
-        return open_instruction_source(data, split, columns=config.columns,
-                                       size=config.edit_size, seed=config.seed)
-    return open_source(data, split, on_error=config.on_error,
-                       crop_size=config.crop_size if config.preprocess == "crop" else None)
+    return config.task_object.open_data(config, data, split)
 
 
 def validation_source(config, test_data=None):
@@ -169,8 +123,7 @@ def validation_source(config, test_data=None):
     broken is an error, never a silent "no validation"."""
     if test_data is not None:
         return open_data(config, test_data, "test")
-    splits = (instruction_splits(config.data) if config.task == "instruct"
-              else available_splits(config.data))
+    splits = config.task_object.splits(config, config.data)
     for split in ("test", "val"):
         if split in splits:
             return open_data(config, config.data, split)
@@ -184,7 +137,7 @@ def _check_resumable(run_dir, config):
     if not saved_path.exists():
         return
     saved = json.loads(saved_path.read_text())
-    current = dataclasses.asdict(config)
+    current = config.to_dict()
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
@@ -208,12 +161,27 @@ def _named_data_error(error, *sources):
                      "resume (or pass on_error='skip').")
 
 
-def train(config, *, verbose="auto", fresh=False, train_data=None, test_data=None):
-    """Trains (or resumes) the run ``config`` describes. Returns a dict of results and paths.
+def train(config=None, *, verbose="auto", fresh=False, train_data=None, test_data=None,
+          **options):
+    """Trains (or resumes) a run. Returns a dict of results and paths.
 
-    ``train_data`` / ``test_data`` override ``config.data`` (anything
-    :func:`pix2pix_tf.load_paired_dataset` accepts, e.g. arrays, or a PairSource).
+    ``config``: a :class:`pix2pix_tf.config.TrainConfig`, or a preset's name (``"quick"``,
+    ``"paper"``, ``"instruct"``); default the task's default preset (``task="instruct"`` among
+    ``options`` picks the editor's). ``options``: shared or task options applied to a preset
+    (``pix2pix_tf.train("quick", epochs=1, run_dir="runs/try")``). ``train_data`` /
+    ``test_data`` override ``config.data`` (anything :func:`pix2pix_tf.load_paired_dataset`
+    accepts, e.g. arrays, or a PairSource).
     """
+    if not isinstance(config, TrainConfig):
+        if config is None:
+            from pix2pix_tf.tasks import get_task
+
+            config = get_task(options.get("task", "translate")).default_preset
+        options.setdefault("run_dir", f"runs/{config}")
+        config = preset(config, **options)
+    elif options:
+        raise TypeError("give options either in the TrainConfig or, with a preset name, as "
+                        "keyword arguments.")
     run_dir = Path(config.run_dir)
     if config.strategy == "multiworker":
         from pix2pix_tf.distribute import worker_index
@@ -263,13 +231,8 @@ def _train(run_dir, config, verbose, train_data, test_data):
               f"{config.total_epochs}{where}).")
     else:
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
-            vocabulary = None
-            if config.task == "instruct" and not config.text_encoder:
-                # Words no instruction trains mean something only through their spelling.
-                extra = word_list(config.extra_words) if config.subword_buckets else []
-                vocabulary = build_vocabulary(train_pairs.instructions, extra=extra)
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
-                                vocabulary)
+                                train_pairs)
 
     # The generator states the size multiple the pipeline must honour.
     options = dict(pipeline_options(config), multiple=model.generator.size_multiple)
@@ -292,7 +255,8 @@ def _train(run_dir, config, verbose, train_data, test_data):
             train_pairs, augment=False, shuffle=False, **options)
         inputs, targets = first_examples(sample_source, config.samples)
         samples = SampleGrid(inputs, targets, run_dir / "samples", every=config.sample_every,
-                             log_dir=run_dir / "logs" / "samples")
+                             log_dir=run_dir / "logs" / "samples",
+                             row_labels=config.task_object.sample_labels(inputs))
         callbacks.append(samples)
     # Last: the checkpoint must capture everything the epoch did, sample drawing included (in
     # the paper's inference mode it advances the dropout RNG), or a resumed run would diverge.

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import max_weight_diff
+from helpers import max_weight_diff, trainable
 
 from pix2pix_tf import (
     DISCRIMINATORS,
@@ -21,17 +21,13 @@ from pix2pix_tf import (
 )
 from pix2pix_tf.config import TrainConfig, preset
 from pix2pix_tf.data import DataError, available_splits, load_paired_dataset
-from pix2pix_tf.export import export_model
+from pix2pix_tf.exporters import export_model
 from pix2pix_tf.inference import load_model, translate
 
 SMALL = {"unet": dict(ngf=4, num_downs=3), "unet_128": dict(ngf=2), "unet_256": dict(ngf=2),
          "resnet_9blocks": dict(ngf=4), "resnet_6blocks": dict(ngf=4)}
 D_SMALL = {"patchgan": dict(ndf=4, n_layers=1), "pixelgan": dict(ndf=4),
            "multiscale": dict(ndf=4, n_layers=1, num_scales=2)}
-
-
-def trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def test_resnet_generators_have_the_reference_parameter_counts():

@@ -18,7 +18,7 @@ from PIL import Image
 
 from pix2pix_tf.cli.export import main
 from pix2pix_tf.data import DataError
-from pix2pix_tf.export import export_model, export_saved_model, export_tflite, run_tflite, serving
+from pix2pix_tf.exporters import export_model, export_saved_model, export_tflite, run_tflite, serving
 from pix2pix_tf.inference import inference_mode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))

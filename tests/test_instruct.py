@@ -6,22 +6,24 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import photos, tiny_editor
 
 from pix2pix_tf import losses
 from pix2pix_tf.data import DataError, pair_pipeline
-from pix2pix_tf.data.instructions import (
+from pix2pix_tf.model import default_optimizer
+from pix2pix_tf.networks import unet_generator
+from pix2pix_tf.tasks.instruct.data import (
     DatasetSource,
     EditsSource,
     MetadataSource,
     names_side,
     resolve_columns,
 )
-from pix2pix_tf.edits import EDITS, edit_of
-from pix2pix_tf.instruct import InstructPix2Pix, wrong_instructions
-from pix2pix_tf.instruct_eval import copy_input, evaluate_instructions
-from pix2pix_tf.model import default_optimizer
-from pix2pix_tf.networks import build_discriminator, build_generator, unet_generator
-from pix2pix_tf.text import Vocabulary, build_vocabulary
+from pix2pix_tf.tasks.instruct.edits import EDITS, edit_of
+from pix2pix_tf.tasks.instruct.evaluate import copy_input, evaluate_instructions
+from pix2pix_tf.tasks.instruct.model import InstructPix2Pix, wrong_instructions
+from pix2pix_tf.tasks.instruct.text import TextConditioning, build_vocabulary
+from pix2pix_tf.tasks.instruct.vocabulary import WordVocabulary
 
 PHRASES = [p for e in EDITS.values() for p in e.phrasings]
 VOCAB = build_vocabulary(PHRASES)
@@ -29,14 +31,7 @@ L = 12
 
 
 def tiny_model(seed=0, **kwargs):
-    size = len(VOCAB) + 2
-    # Trained at batch 16: test with BatchNorm's moving averages (as the instruct preset does).
-    g = build_generator("unet", num_downs=3, ngf=8, vocabulary_size=size, sequence_length=L,
-                        text_dim=16, seed=seed, inference_mode="moving_average")
-    d = build_discriminator("patchgan", ndf=8, n_layers=2, vocabulary_size=size,
-                            sequence_length=L, text_dim=16, seed=seed + 1)
-    return InstructPix2Pix(g, d, vocabulary=VOCAB, sequence_length=L, seed=seed,
-                           inference_mode="moving_average", **kwargs)
+    return tiny_editor(VOCAB, L, seed=seed, **kwargs)
 
 
 def photo_folder(root):
@@ -49,12 +44,6 @@ def photo_folder(root):
             Image.fromarray(photo).save(root / split / f"p{i}.png")
 
 
-def photos(n=4, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (n, size // 4, size // 4, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(base, 4, axis=1), 4, axis=2)  # blocky, so edits differ
-
-
 @pytest.fixture(scope="module")
 def trained():
     """A tiny editor after a few dozen steps on the bundled edits of small photos."""
@@ -62,7 +51,7 @@ def trained():
 
 
 def test_vocabulary_ids_and_checks():
-    v = Vocabulary(["make", "it", "sepia"], 4)
+    v = WordVocabulary(["make", "it", "sepia"], 4)
     ids = v.encode(["Make it SEPIA!", "make it pink"])
     np.testing.assert_array_equal(ids, [[2, 3, 4, 0], [2, 3, 1, 0]])  # 1: unknown word
     np.testing.assert_array_equal(v.ids_in_python("make it pink"), ids[1])
@@ -80,13 +69,15 @@ def test_film_starts_as_plain_unet_and_conditioning_changes_output(trained):
     x = np.random.default_rng(1).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
     plain = unet_generator(num_downs=3, ngf=8, seed=0, inference_mode="deterministic")
     film = unet_generator(num_downs=3, ngf=8, seed=0, inference_mode="deterministic",
-                          vocabulary_size=10, sequence_length=4, text_dim=8)
+                          conditioning=TextConditioning("generator", vocabulary_size=10,
+                                                        sequence_length=4, text_dim=8))
     tokens = np.array([[2, 3, 0, 0], [4, 0, 0, 0]], np.int32)
     np.testing.assert_allclose(film({"image": x, "tokens": tokens}), plain(x), atol=1e-6)
     # every option starts as the plain U-Net too (zero-initialised FiLM and attention outputs)
     richer = unet_generator(num_downs=3, ngf=8, seed=0, inference_mode="deterministic",
-                            vocabulary_size=10, sequence_length=4, text_dim=8, text_blocks=1,
-                            text_pooling="attention", cross_attention=2)
+                            conditioning=TextConditioning(
+                                "generator", vocabulary_size=10, sequence_length=4, text_dim=8,
+                                text_blocks=1, text_pooling="attention", cross_attention=2))
     assert any("attention" in layer.name for layer in richer.layers)
     np.testing.assert_allclose(richer({"image": x, "tokens": tokens}), plain(x), atol=1e-6)
     image = (photos(1, 16, seed=3)[0])
@@ -180,7 +171,7 @@ def test_edits_source_targets_and_held_out_phrasings():
     for index in (0, 5, 11):
         record = source.load(tf.constant(index))
         edit = EDITS[names[index % len(EDITS)]]
-        expected = np.clip(edit.target(record["a"]).numpy(), 0, 1)
+        expected = np.clip(edit.function(record["a"]).numpy(), 0, 1)
         np.testing.assert_allclose(record["b"].numpy(), expected, atol=1e-6)
         assert edit_of(record["instruction"].numpy().decode()) is edit
         assert record["instruction"].numpy().decode() in edit.phrasings
@@ -189,25 +180,43 @@ def test_edits_source_targets_and_held_out_phrasings():
                for t in held.instructions)
 
 
+class Table:
+    """A minimal ``datasets.Dataset`` stand-in: rows of uint8 images and instructions."""
+
+    column_names = ["input_image", "edit_prompt", "edited_image"]
+
+    def __init__(self, images, texts):
+        self.images, self.texts = images, texts
+
+    def __len__(self):
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        return {"input_image": self.images[i], "edit_prompt": self.texts[i],
+                "edited_image": self.images[i]}
+
+
 def test_instruction_naming_a_side_is_never_mirrored():
-    assert names_side("darken the left half") and not names_side("make it brighter")
-    image = np.tile(np.linspace(0, 1, 16, dtype=np.float32)[None, :, None], (16, 1, 3))
-    images = np.stack([image] * 16)
-    inputs = {"image": images, "instruction": np.array(["darken the left half"] * 16)}
-    source_data = (inputs, images)
+    """Instruction sources refuse to mirror "... the left half" (PairSource.may_mirror); the
+    same source mirrors other instructions, and a plain pair source knows no such rule."""
     from pix2pix_tf.data.sources import ArraySource
 
-    data = pair_pipeline(ArraySource((
-        {"image": images * 2 - 1, "instruction": inputs["instruction"]}, images * 2 - 1)),
-        batch_size=16, preprocess="none", multiple=8, augment=True)
-    x, _ = next(iter(data))
-    np.testing.assert_allclose(x["image"].numpy(), images * 2 - 1, atol=1e-6)  # none flipped
-    del source_data
-    plain = pair_pipeline(ArraySource((
-        {"image": images * 2 - 1, "instruction": np.array(["blur it"] * 16)}, images * 2 - 1)),
-        batch_size=16, preprocess="none", multiple=8, augment=True)
-    x, _ = next(iter(plain))
-    assert np.abs(x["image"].numpy() - (images * 2 - 1)).max() > 0.5  # some were mirrored
+    assert names_side("darken the left half") and not names_side("make it brighter")
+    image = np.tile(np.linspace(0, 255, 16).astype(np.uint8)[None, :, None], (16, 1, 3))
+    images = np.stack([image] * 16)
+    expected = images.astype(np.float32) / 127.5 - 1
+
+    def first_batch(source):
+        data = pair_pipeline(source, batch_size=16, preprocess="none", multiple=8, augment=True)
+        return next(iter(data))[0]["image"].numpy()
+
+    sided = DatasetSource(Table(images, ["darken the left half"] * 16))
+    np.testing.assert_allclose(first_batch(sided), expected, atol=1e-6)  # none flipped
+    plain = DatasetSource(Table(images, ["blur it"] * 16))
+    assert np.abs(first_batch(plain) - expected).max() > 0.5  # some were mirrored
+    arrays = ArraySource(({"image": expected, "instruction": np.array(["the left"] * 16)},
+                          expected))
+    assert np.abs(first_batch(arrays) - expected).max() > 0.5  # arrays: no task's rule
 
 
 def write_image(path, array):
@@ -283,7 +292,7 @@ def test_hugging_face_datasets_objects_saved_folders_and_hub_layouts(tmp_path, m
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     from PIL import Image
 
-    from pix2pix_tf.data.instructions import instruction_splits, open_instruction_source
+    from pix2pix_tf.tasks.instruct.data import instruction_splits, open_instruction_source
 
     images = photos(3, 16)
     features = datasets.Features({"input_image": datasets.Image(),
@@ -322,7 +331,7 @@ def test_instruction_accuracy_of_an_oracle_and_of_copying():
     images = photos(4, 16).astype(np.float32) / 255.0
 
     def oracle(batch, texts):
-        return np.clip(edit_of(texts[0]).target(tf.constant(batch)).numpy(), 0, 1)
+        return np.clip(edit_of(texts[0]).function(tf.constant(batch)).numpy(), 0, 1)
 
     perfect = evaluate_instructions(None, images, outputs_fn=oracle)
     assert perfect["accuracy"] == 1.0 and perfect["counted"] > 0
@@ -334,12 +343,12 @@ def test_instruction_accuracy_of_an_oracle_and_of_copying():
 
 
 def test_export_takes_instructions_and_matches_keras(trained, tmp_path, caplog):
-    from pix2pix_tf.export import export_model
+    from pix2pix_tf.exporters import export_model
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
     asks = ["make it sepia", "invert it", "blur it"]
     reports = export_model(trained, tmp_path, tflite=["float32"], image_size=(16, 16),
-                           test_images=images, test_instructions=asks, verbose=False,
+                           test_images=images, test_conditions={"instruction": asks}, verbose=False,
                            inference_mode="moving_average")
     rows = {r.name.split(" ")[0]: r for r in reports}
     assert set(rows) == {"keras", "saved_model", "tflite_float32", "onnx"}
@@ -347,7 +356,7 @@ def test_export_takes_instructions_and_matches_keras(trained, tmp_path, caplog):
         assert rows[name].max_abs_diff < 1e-4, (name, rows[name].max_abs_diff)
     # TensorFlow's table-collection warning during the ONNX conversion reads like a failure
     assert "serializing table_initializer" not in caplog.text
-    vocabulary = Vocabulary.read(tmp_path / "pix2pix_vocabulary.txt")
+    vocabulary = WordVocabulary.read(tmp_path / "pix2pix_vocabulary.txt")
     assert vocabulary.words == trained.vocabulary.words
     np.testing.assert_array_equal(vocabulary.ids_in_python("Make it sepia!"),
                                   trained.vocabulary.encode(["make it sepia"])[0])
@@ -407,12 +416,16 @@ def test_commands_train_edit_evaluate(tmp_path, capsys):
         assert row in printed
     assert (report / "confusion.png").is_file() and (report / "samples.png").is_file()
     metrics = json.loads((report / "metrics.json").read_text())
-    assert 0.0 <= metrics["results"]["model"]["accuracy"] <= 1.0
-    assert np.sum(metrics["confusion"]["counts"]) == metrics["results"]["model"]["counted"]
+    counts = np.array(metrics["confusion"]["counts"])
+    model_row = metrics["results"]["model"]
+    assert counts.sum() == model_row["counted"] > 0
+    assert model_row["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())  # its matrix
+    assert metrics["results"]["copy the input"]["accuracy"] != model_row["accuracy"] or \
+        metrics["results"]["copy the input"]["l1"] != model_row["l1"]  # scored separately
 
 
 def test_pooling_layers():
-    from pix2pix_tf.text import AttentionPool, MaskedMean
+    from pix2pix_tf.tasks.instruct.text import AttentionPool, MaskedMean
 
     x = np.random.default_rng(0).normal(size=(3, 4, 5)).astype("float32")
     tokens = np.array([[2, 3, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]], np.int32)

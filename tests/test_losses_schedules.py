@@ -53,12 +53,23 @@ def test_unknown_gan_mode_is_rejected():
         gan_loss(np.zeros((1, 1, 1, 1), "float32"), True, "wgan")
 
 
-def test_table1_rows():
-    assert set(TABLE1_OBJECTIVES) == {"L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"}
-    assert TABLE1_OBJECTIVES["L1"]["lambda_gan"] == 0
-    assert TABLE1_OBJECTIVES["GAN"]["conditional"] is False
-    assert TABLE1_OBJECTIVES["cGAN"]["lambda_l1"] == 0
-    assert TABLE1_OBJECTIVES["L1+cGAN"] == dict(lambda_l1=100.0, lambda_gan=1.0, conditional=True)
+def test_table1_rows_build_the_models_they_name():
+    """Each row of Table 1, through the trainer's own builder, gives the networks and weights it
+    names: no discriminator for L1, an unconditional one for GAN, L1 off for the GAN rows."""
+    from pix2pix_tf.config import preset
+    from pix2pix_tf.training import build_model
+
+    built = {}
+    for row in TABLE1_OBJECTIVES:
+        config = preset("quick", objective=row, generator="unet", num_downs=2, ngf=4, ndf=4,
+                        n_layers_d=1)
+        built[row] = build_model(config, 3, 3, steps_per_epoch=1)
+    assert set(built) == {"L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"}
+    assert built["L1"].discriminator is None and built["L1"].lambda_l1 == 100.0
+    assert not built["GAN"].conditional and built["GAN"].lambda_l1 == 0.0
+    assert built["cGAN"].conditional and built["cGAN"].lambda_l1 == 0.0
+    assert built["L1+GAN"].lambda_l1 == 100.0 and not built["L1+GAN"].conditional
+    assert built["L1+cGAN"].conditional and built["L1+cGAN"].lambda_gan == 1.0
 
 
 def reference_lambda_rule(epoch, n_epochs, n_epochs_decay):

@@ -3,6 +3,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import trainable
 
 from pix2pix_tf import patchgan_discriminator, receptive_field, unet_generator
 from pix2pix_tf.layers import BatchNorm, Dropout, InstanceNorm
@@ -10,10 +11,6 @@ from pix2pix_tf.layers import BatchNorm, Dropout, InstanceNorm
 
 def as_json(config):
     return json.loads(json.dumps(config))
-
-
-def trainable(model):
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def reference_unet_count(cin, cout, ngf=64, num_downs=8, norm="batch", skips=True):

@@ -16,7 +16,7 @@ from PIL import Image
 from pix2pix_tf import Pix2Pix
 from pix2pix_tf.inference import inference_mode, load_model
 from pix2pix_tf.networks import as_generator
-from pix2pix_tf.pretrained import PRETRAINED, PretrainedError, load_pretrained, unet_from_torch
+from pix2pix_tf.tasks.translate.pretrained import PRETRAINED, PretrainedError, load_pretrained, unet_from_torch
 from pix2pix_tf.torch_checkpoint import LEGACY_MAGIC, CheckpointError, read_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "torch_unet"

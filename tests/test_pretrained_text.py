@@ -11,32 +11,33 @@ import pytest
 import tensorflow as tf
 
 from pix2pix_tf import TrainConfig
-from pix2pix_tf.edits import EDITS
-from pix2pix_tf.instruct import InstructPix2Pix
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.networks import build_discriminator, build_generator
-from pix2pix_tf.text import TOKENS, Vocabulary, build_vocabulary
+from pix2pix_tf.tasks.instruct.edits import EDITS
+from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
+from pix2pix_tf.tasks.instruct.text import TOKENS, build_vocabulary
 
 L = 12
 ASKS = ["make it sepia", "blur it", "invert the colours"]
 
 
 def test_missing_keras_hub_says_how_to_install(monkeypatch):
-    from pix2pix_tf.pretrained_text import import_keras_hub
+    from pix2pix_tf.tasks.instruct.pretrained_text import import_keras_hub
 
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pix2pix_tf\[hub\]"):
         import_keras_hub()
     with pytest.raises(ValueError, match="applies to --task instruct"):
-        TrainConfig(text_encoder="bert_tiny_en_uncased")
+        TrainConfig.create(text_encoder="bert_tiny_en_uncased")
 
 
 keras_hub = pytest.importorskip("keras_hub")
 pytest.importorskip("tensorflow_text")
-from pix2pix_tf.pretrained_text import (  # noqa: E402
+from pix2pix_tf.tasks.instruct.pretrained_text import (  # noqa: E402
     WordPieceVocabulary,
     load_text_encoder,
 )
+from pix2pix_tf.tasks.instruct.text import TextConditioning, read_vocabulary  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +57,11 @@ def preset(tmp_path_factory):
 
 def tiny_editor(preset, **kwargs):
     vocabulary, backbone = load_text_encoder(preset, L)
-    g = build_generator("unet", num_downs=3, ngf=8, vocabulary_size=vocabulary.size,
-                        sequence_length=L, text_dim=16, seed=0, text_backbone=backbone,
-                        inference_mode="moving_average")
-    d = build_discriminator("patchgan", ndf=8, n_layers=1, vocabulary_size=vocabulary.size,
-                            sequence_length=L, text_dim=16, seed=1)
+    text = dict(vocabulary_size=vocabulary.size, sequence_length=L, text_dim=16)
+    g = build_generator("unet", num_downs=3, ngf=8, seed=0, inference_mode="moving_average",
+                        conditioning=TextConditioning("generator", backbone=backbone, **text))
+    d = build_discriminator("patchgan", ndf=8, n_layers=1, seed=1,
+                            conditioning=TextConditioning("discriminator", **text))
     return InstructPix2Pix(g, d, vocabulary=vocabulary.spec, sequence_length=L,
                            text_encoder=preset, inference_mode="moving_average", seed=0, **kwargs)
 
@@ -90,7 +91,7 @@ def test_wordpiece_vocabulary_in_graphs_in_python_and_on_file(preset, tmp_path):
         vocabulary.ids_of(["make it " * 6 + "dark"])
 
     vocabulary.write(tmp_path / "vocabulary.txt")
-    read = Vocabulary.read(tmp_path / "vocabulary.txt")
+    read = read_vocabulary(tmp_path / "vocabulary.txt")
     assert isinstance(read, WordPieceVocabulary) and read.spec == vocabulary.spec
     assert read.sequence_length == L
 
@@ -99,7 +100,7 @@ def test_editor_trains_with_a_frozen_pretrained_encoder_and_round_trips(preset, 
     from test_instruct import photos
 
     from pix2pix_tf.data import pair_pipeline
-    from pix2pix_tf.data.instructions import EditsSource
+    from pix2pix_tf.tasks.instruct.data import EditsSource
 
     keras.utils.set_random_seed(0)
     model = tiny_editor(preset)
@@ -143,7 +144,7 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     from test_instruct import photo_folder, photos
 
     from pix2pix_tf.cli import train as train_cli
-    from pix2pix_tf.export import export_model
+    from pix2pix_tf.exporters import export_model
 
     photo_folder(tmp_path / "photos")
     run = tmp_path / "run"
@@ -165,12 +166,12 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
     reports = export_model(model, tmp_path / "export", tflite=["float32"], onnx=False,
-                           image_size=(16, 16), test_images=images, test_instructions=ASKS,
+                           image_size=(16, 16), test_images=images, test_conditions={"instruction": ASKS},
                            inference_mode=model.inference_mode, verbose=False)
     rows = {r.name.split(" ")[0]: r for r in reports}
     for name in ("saved_model", "tflite_float32"):
         assert rows[name].max_abs_diff < 1e-4, (name, rows[name].max_abs_diff)
-    written = Vocabulary.read(tmp_path / "export" / "pix2pix_vocabulary.txt")
+    written = read_vocabulary(tmp_path / "export" / "pix2pix_vocabulary.txt")
     np.testing.assert_array_equal(written.ids_in_python("make it sepia"),
                                   model.vocabulary.encode(["make it sepia"])[0])
     served = tf.saved_model.load(str(tmp_path / "export" / "saved_model" / "pix2pix" / "1"))

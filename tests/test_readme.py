@@ -10,15 +10,37 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def python_blocks():
     blocks = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.S | re.M)
-    assert len(blocks) == 2  # the quick start, the pretrained model
+    assert len(blocks) == 3  # the everyday verbs, the quick start, the pretrained model
     return blocks
+
+
+def test_readme_everyday_verbs_run(tmp_path, monkeypatch):
+    """The verbs block on a small stand-in for the set-up command's runs/quick/model.keras."""
+    import pix2pix_tf
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "quick").mkdir(parents=True)
+    model = pix2pix_tf.Pix2Pix(
+        pix2pix_tf.build_generator("unet", num_downs=3, ngf=8, seed=0),
+        pix2pix_tf.build_discriminator("patchgan", ndf=8, n_layers=1, seed=1),
+        inference_mode="deterministic",
+        training_config={"task": "translate", "data": "demo", "crop_size": 64})
+    model.compile()
+    model.save(tmp_path / "runs" / "quick" / "model.keras")
+    exec(compile(python_blocks()[0], str(README), "exec"), {})
+    from PIL import Image
+
+    assert Image.open(tmp_path / "out.png").size == (256, 256)
+    out = tmp_path / "exports" / "quick"
+    assert (out / "pix2pix_float32.tflite").is_file() and (out / "pix2pix.onnx").is_file()
+    assert (out / "saved_model" / "pix2pix" / "1" / "saved_model.pb").is_file()
 
 
 def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(blocks[0], str(README), "exec"), namespace)
+    exec(compile(blocks[1], str(README), "exec"), namespace)
     assert "(2, 64, 64, 3)" in capsys.readouterr().out
     assert os.path.exists(tmp_path / "quickstart.keras")
     assert namespace["restored"].g_optimizer.iterations.numpy() == 8 * 3
@@ -39,17 +61,17 @@ def test_readme_pretrained_lines_run(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    import pix2pix_tf.pretrained
+    import pix2pix_tf.tasks.translate.pretrained
 
     server = tmp_path / "server"
     server.mkdir()
     shutil.copy(README.parent / "tests" / "fixtures" / "torch_unet" / "unet_zip.pth",
                 server / "sat2map.pth")
-    monkeypatch.setattr(pix2pix_tf.pretrained, "BASE_URL", server.as_uri())
+    monkeypatch.setattr(pix2pix_tf.tasks.translate.pretrained, "BASE_URL", server.as_uri())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.chdir(tmp_path)
     photo = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     Image.fromarray(photo).save("aerial.jpg")
-    exec(compile(python_blocks()[1], str(README), "exec"), {})
+    exec(compile(python_blocks()[2], str(README), "exec"), {})
     assert Image.open("map.png").size == (300, 200)
     assert (tmp_path / "keras" / "models" / "pix2pix_tf" / "sat2map.pth").is_file()

@@ -4,15 +4,14 @@ still mean something, saved models and exports carry the n-gram table."""
 import keras
 import numpy as np
 import pytest
+from helpers import photos, tiny_editor
 
 from pix2pix_tf.config import TrainConfig
 from pix2pix_tf.data import pair_pipeline
-from pix2pix_tf.data.instructions import EditsSource
-from pix2pix_tf.edits import EDITS
-from pix2pix_tf.instruct import InstructPix2Pix
 from pix2pix_tf.model import default_optimizer
-from pix2pix_tf.networks import build_discriminator, build_generator
-from pix2pix_tf.text import (
+from pix2pix_tf.tasks.instruct.data import EditsSource
+from pix2pix_tf.tasks.instruct.edits import EDITS
+from pix2pix_tf.tasks.instruct.text import (
     build_vocabulary,
     char_ngrams,
     english_words,
@@ -40,22 +39,8 @@ VOCAB = build_vocabulary(PHRASES, extra=EXTRA)
 L = 12
 
 
-def photos(n=8, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (n, size // 4, size // 4, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(base, 4, axis=1), 4, axis=2)
-
-
 def tiny_model(subwords=True, seed=0):
-    text = dict(vocabulary_size=len(VOCAB) + 2, sequence_length=L, text_dim=16)
-    if subwords:
-        text.update(spelling_options(VOCAB, BUCKETS))
-    g = build_generator("unet", num_downs=3, ngf=8, seed=seed, inference_mode="moving_average",
-                        **text)
-    d = build_discriminator("patchgan", ndf=8, n_layers=2, seed=seed + 1, **text)
-    return InstructPix2Pix(g, d, vocabulary=VOCAB, sequence_length=L, seed=seed,
-                           subword_buckets=BUCKETS if subwords else 0,
-                           inference_mode="moving_average")
+    return tiny_editor(VOCAB, L, seed=seed, buckets=BUCKETS if subwords else 0)
 
 
 def word_vectors(model, words):
@@ -69,7 +54,7 @@ def word_vectors(model, words):
 
 def fit(model, epochs=4):
     keras.utils.set_random_seed(0)
-    data = pair_pipeline(EditsSource(photos(), size=32), batch_size=16, preprocess="crop",
+    data = pair_pipeline(EditsSource(photos(8), size=32), batch_size=16, preprocess="crop",
                          crop_size=16, multiple=8)
     model.compile(default_optimizer(2e-3), default_optimizer(2e-3))
     model.fit(data, epochs=epochs, verbose=0)
@@ -99,7 +84,7 @@ def test_ngrams_table_and_vocabulary():
     with pytest.raises(ValueError, match="english"):
         word_list("klingon")
     with pytest.raises(ValueError, match="subword_buckets must be >= 0"):
-        TrainConfig(task="instruct", subword_buckets=-1)
+        TrainConfig.create(task="instruct", subword_buckets=-1)
 
 
 def test_spelling_reaches_words_no_instruction_trained(trained):
@@ -117,7 +102,7 @@ def test_spelling_reaches_words_no_instruction_trained(trained):
 
 
 def test_save_load_and_export_carry_the_table(trained, tmp_path):
-    from pix2pix_tf.export import export_model
+    from pix2pix_tf.exporters import export_model
 
     path = tmp_path / "editor.keras"
     trained.save(path)
@@ -130,7 +115,7 @@ def test_save_load_and_export_carry_the_table(trained, tmp_path):
     np.testing.assert_allclose(loaded.edit(images, asks), trained.edit(images, asks), atol=1e-6)
 
     reports = export_model(trained, tmp_path / "export", tflite=["float32"],
-                           image_size=(16, 16), test_images=images, test_instructions=asks,
+                           image_size=(16, 16), test_images=images, test_conditions={"instruction": asks},
                            verbose=False, inference_mode="moving_average")
     rows = {r.name.split(" ")[0]: r for r in reports}
     for name in ("saved_model", "tflite_float32", "onnx"):

@@ -1,5 +1,5 @@
-"""Writes pix2pix_tf/data/english_words.txt: the words the instruction editor's built-in text
-encoder can read beyond its training instructions (see pix2pix_tf.text.subword_table).
+"""Writes pix2pix_tf/tasks/instruct/english_words.txt: the words the instruction editor's built-in text
+encoder can read beyond its training instructions (see pix2pix_tf.tasks.instruct.text.subword_table).
 
 The list is the most frequent lowercase alphabetic English words of the `wordfreq` package
 (Robyn Speer, https://github.com/rspeer/wordfreq; its data is CC BY-SA 4.0). wordfreq is needed
@@ -16,7 +16,7 @@ from pathlib import Path
 import wordfreq
 
 COUNT = 30000
-OUT = Path(__file__).resolve().parents[1] / "pix2pix_tf" / "data" / "english_words.txt"
+OUT = Path(__file__).resolve().parents[1] / "pix2pix_tf" / "tasks" / "instruct" / "english_words.txt"
 HEADER = (f"# The {COUNT:,} most frequent lowercase alphabetic English words of wordfreq 3.1 "
           "(https://github.com/rspeer/wordfreq), most frequent first. Data: CC BY-SA 4.0 "
           "(wordfreq's sources). Made by tools/make_english_words.py.\n")

@@ -44,20 +44,21 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from pix2pix_tf.data.files import DataError
-    from pix2pix_tf.inference import load_model, read_image, write_image
-    from pix2pix_tf.instruct import InstructPix2Pix
-
     output = Path(args.output)
-    try:
+    try:  # cheap checks first: no model is loaded for a missing file
         targets = images_to_write(args.input, output)
+        if not Path(args.model).is_file():
+            raise ValueError(f"{args.model}: no such model file.")
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)
+    from pix2pix_tf.data.files import DataError
+    from pix2pix_tf.inference import load_model, read_image, write_image
+
     try:
         model = load_model(args.model)
     except DataError as error:
         return fail(error, EXIT_BAD_INPUT)
-    if not isinstance(model, InstructPix2Pix):
+    if not callable(getattr(model, "edit", None)):  # a model that edits as instructed
         return fail(f"{args.model} is not an instruction editor (train one with python -m "
                     "pix2pix_tf.train --task instruct); for plain pix2pix models use "
                     "python -m pix2pix_tf.predict.", EXIT_BAD_INPUT)

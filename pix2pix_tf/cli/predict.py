@@ -37,41 +37,53 @@ def parser():
                    help="default: the mode saved with the model")
     p.add_argument("--tile", type=int, default=1024, help="largest side translated at once")
     p.add_argument("--bits", type=int, choices=[8, 16], default=8, help="PNG bit depth")
+    from pix2pix_tf.tasks import TASKS
+
+    for task in TASKS.values():  # each task's own options, in a group of its own
+        task.add_predict_arguments(p.add_argument_group(f"{task.name} models"))
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    from pix2pix_tf.data.files import DataError
-    from pix2pix_tf.inference import load_model, read_image, translate, write_image
-    from pix2pix_tf.networks import as_generator
-
     output = Path(args.output)
-    try:
+    try:  # cheap checks first: no model is loaded for a missing file
         targets = images_to_write(args.input, output)
+        if not str(args.model).startswith("pretrained:") and not Path(args.model).is_file():
+            raise ValueError(f"{args.model}: no such model file.")
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)
+    from pix2pix_tf.data.files import DataError
+    from pix2pix_tf.inference import load_model, read_image, write_image
+    from pix2pix_tf.networks import as_generator
+    from pix2pix_tf.tasks import TASKS, task_of
+
     try:
         model = load_model(args.model)
+        task = task_of(model)
+        for other in TASKS.values():  # another task's options are refused, never ignored
+            for name in other.predict_options:
+                if other is not task and getattr(args, name, None) is not None:
+                    raise ValueError(f"--{name.replace('_', '-')} applies to {other.name} "
+                                     f"models; {args.model} is a {task.name} model.")
+        if args.inference_mode:
+            model.inference_mode = args.inference_mode
+        run = task.predictor(model, args)
         output.mkdir(parents=True, exist_ok=True)
-    except DataError as error:
+    except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     except OSError as error:
         return fail(f"cannot write to {output}: {error.strerror}", EXIT_BAD_INPUT)
     generator = as_generator(model)
-    if generator.condition_inputs:
-        return fail(f"{args.model} also takes {sorted(generator.condition_inputs)}; this "
-                    "command translates images alone.", EXIT_BAD_INPUT)
-    if args.inference_mode:
-        model.inference_mode = args.inference_mode
     card = getattr(model, "model_card", None)
     if card and card.get("input"):
         print(f"{card['name']}: {card['input']} -> {card['output']}; expects {card['preparation']}")
+
     def translate_file(path, target):
-        image = read_image(path, generator.input_channels)
-        write_image(translate(model, image, tile=args.tile), target, bits=args.bits)
+        write_image(run(read_image(path, generator.input_channels)), target, bits=args.bits)
 
     return process_images(targets, translate_file, "translated", output)
+
 
 if __name__ == "__main__":
     sys.exit(main())

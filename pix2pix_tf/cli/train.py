@@ -1,7 +1,9 @@
 """Train pix2pix: ``python -m pix2pix_tf.train`` (see --help).
 
-Every training flag is derived from :class:`pix2pix_tf.config.TrainConfig`'s fields (their help,
-group and allowed values), so the command line and the config cannot disagree.
+Every training flag is derived from the option fields (their help, group and allowed values) of
+:class:`pix2pix_tf.config.TrainConfig` and of every task's ``Options``, so the command line and
+the config cannot disagree; ``--help`` lists each task's options in a group of its own, and an
+option of another task than ``--task`` is refused, naming the task it belongs to.
 """
 
 import argparse
@@ -17,7 +19,10 @@ from pix2pix_tf.cli.common import (
     HelpFormatter,
     fail,
 )
-from pix2pix_tf.config import PRESETS, TrainConfig, choices_of, preset
+from pix2pix_tf.config import TrainConfig, preset, presets
+from pix2pix_tf.errors import OptionError
+from pix2pix_tf.options import choices_of
+from pix2pix_tf.tasks import TASKS, get_task
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.train                                  # demo data, quick CPU preset
@@ -38,22 +43,11 @@ GROUPS = {"data": "data", "networks": "networks", "objective": "objective and op
           "outputs": "outputs"}
 
 
-def parser():
-    p = argparse.ArgumentParser(
-        prog="python -m pix2pix_tf.train", description="Train a pix2pix model; resumable.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="base settings: quick (default) = demo data, small nets, minutes on 2 "
-                        "CPU cores; paper = the paper's facades recipe; instruct (default with "
-                        "--task instruct) = the bundled edits, small nets, under 15 minutes")
-    p.add_argument("--fresh", action="store_true", help="delete the run directory first "
-                                                        "instead of resuming")
-    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
-    groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
-    for f in dataclasses.fields(TrainConfig):
+def _add_options(group, fields):
+    for f in fields:
         if not f.metadata.get("cli", True):
             continue
-        group, flag = groups[f.metadata["group"]], "--" + f.name.replace("_", "-")
+        flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata["help"]
         if f.type in (bool, "bool"):
             if f.default:
@@ -69,23 +63,48 @@ def parser():
         shown = "runs/<preset>" if f.name == "run_dir" else default
         group.add_argument(flag, dest=f.name, type=kind, choices=choices_of(f), default=None,
                            help=f"{help_text} (default: {shown}; presets may change it)")
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="python -m pix2pix_tf.train", description="Train a pix2pix model; resumable.",
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
+    names = ", ".join(f"{name} ({task.name})" for name, (task, _) in presets().items())
+    p.add_argument("--preset", choices=sorted(presets()), default=None,
+                   help=f"base settings, each a task's: {names}. Default: the task's own "
+                        "(quick = demo data, small nets, minutes on 2 CPU cores; paper = the "
+                        "paper's facades recipe; instruct = the bundled edits)")
+    p.add_argument("--fresh", action="store_true", help="delete the run directory first "
+                                                        "instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
+    shared = [f for f in dataclasses.fields(TrainConfig)]
+    for key, group in groups.items():
+        _add_options(group, [f for f in shared if f.metadata["group"] == key])
+    for task in TASKS.values():
+        group = p.add_argument_group(f"--task {task.name} options ({task.summary})")
+        _add_options(group, dataclasses.fields(task.Options))
     return p
 
 
 def config_from_args(args):
-    """The :class:`TrainConfig` of the preset with every given flag applied."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    name = args.preset or ("instruct" if overrides.get("task") == "instruct" else "quick")
-    overrides.setdefault("run_dir", f"runs/{name}")
-    return preset(name, **overrides)
+    """The config of the preset (``--preset``, else the task's own) with every given flag
+    applied; another task's option is an :class:`~pix2pix_tf.errors.OptionError`."""
+    given = {k: v for k, v in vars(args).items()
+             if k not in ("preset", "fresh", "quiet") and v is not None}
+    if args.preset and "task" not in given:
+        given["task"] = presets()[args.preset][0].name
+    task = get_task(given.get("task", "translate"))
+    name = args.preset or task.default_preset
+    given.setdefault("run_dir", f"runs/{name}")
+    return preset(name, **given)
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as error:
+    except (OptionError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
     from pix2pix_tf.rundir import RunWriteError

@@ -13,6 +13,7 @@ from pix2pix_tf.data.files import DataError, Scan, read_header, scan_pairs
 from pix2pix_tf.data.pipeline import load_paired_dataset, pair_pipeline
 from pix2pix_tf.data.sources import (
     DEMO_DIR,
+    SOURCE_KINDS,
     ArraySource,
     FolderSource,
     PairSource,
@@ -20,8 +21,9 @@ from pix2pix_tf.data.sources import (
     available_splits,
     decode,
     open_source,
+    register_source,
 )
 
-__all__ = ["DEMO_DIR", "ArraySource", "DataError", "FolderSource", "PairSource", "Scan",
-           "TFDSSource", "available_splits", "decode", "load_paired_dataset", "open_source",
-           "pair_pipeline", "read_header", "scan_pairs"]
+__all__ = ["DEMO_DIR", "SOURCE_KINDS", "ArraySource", "DataError", "FolderSource", "PairSource",
+           "Scan", "TFDSSource", "available_splits", "decode", "load_paired_dataset",
+           "open_source", "pair_pipeline", "read_header", "register_source", "scan_pairs"]

@@ -20,20 +20,14 @@ from pathlib import Path
 
 from PIL import Image
 
+from pix2pix_tf.errors import DataError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _FORMATS = {"JPEG", "PNG", "BMP"}
 _MODE_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1,
                   "LA": 2, "La": 2, "PA": 4, "RGB": 3, "RGBA": 4, "RGBa": 4}
 #: Problems listed in one error message; the rest are counted.
 _MAX_LISTED = 20
-
-
-class DataError(ValueError):
-    """Bad input data. ``problems`` lists ``(path, message)`` for every file found wrong."""
-
-    def __init__(self, message, problems=()):
-        super().__init__(message)
-        self.problems = list(problems)
 
 
 @dataclass

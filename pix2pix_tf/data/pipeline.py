@@ -18,13 +18,14 @@ import math
 
 import tensorflow as tf
 
-from pix2pix_tf.config import DIRECTIONS, PREPROCESS_MODES
 from pix2pix_tf.data.files import DataError
-from pix2pix_tf.data.instructions import names_side_tensor
 from pix2pix_tf.data.sources import open_source, to_channels
-from pix2pix_tf.text import INSTRUCTION
 
 AUTOTUNE = tf.data.AUTOTUNE
+#: Which side of a pair is the model's input.
+DIRECTIONS = ("AtoB", "BtoA")
+#: How training images are sized (the reference code's ``--preprocess``).
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "none")
 
 
 # ---------------------------------------------------------------------------- the transforms
@@ -183,9 +184,8 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
         a, b = to_channels(record["a"], channels_a), to_channels(record["b"], channels_b)
         if direction == "BtoA":
             a, b = b, a
-        flip = augment
-        if augment and INSTRUCTION in pairs.extras:  # "... on the left" must stay on the left
-            flip = tf.logical_not(names_side_tensor(record[INSTRUCTION]))
+        allowed = pairs.may_mirror(record) if augment else None
+        flip = augment if allowed is None else allowed  # "... on the left" stays on the left
         a, b = transform(a, b, key, preprocess=preprocess, load_size=load_size,
                          crop_size=crop_size, multiple=multiple, augment=augment, flip=flip)
         extras = {name: record[name] for name in pairs.extras}

@@ -25,7 +25,9 @@ splits a source has, so that a missing validation split is a decision, not a swa
 import concurrent.futures
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -120,6 +122,12 @@ class PairSource:
         """``[(path, problem)]`` for stored data that no longer decodes (asked after a data
         error during training, to name the file); sources that cannot tell return ``[]``."""
         return []
+
+    def may_mirror(self, record):
+        """Whether the training jitter may mirror this record (a boolean tensor), or None: any
+        record may be. A source whose extras name a side of the image ("... on the left")
+        says no for those."""
+        return None
 
 
 def op_error_reason(error):
@@ -348,23 +356,72 @@ def is_tfds_name(source):
         "/" in source and not os.path.exists(source) and not source.startswith((".", "/", "~"))))
 
 
-def open_source(source, split="train", *, crop_size=None, on_error="raise", cache=True,
-                data_dir=None):
-    """The :class:`PairSource` for what a user gave: a PairSource (returned as is), ``"demo"``,
-    a folder, a pair of arrays, or a TFDS name (prefix ``tfds:`` to force)."""
+@dataclass(frozen=True)
+class SourceKind:
+    """A kind of data that :func:`open_source` recognises: ``claims(data)`` says whether a value
+    is of this kind, ``open(data, split, **options)`` opens one split (given only the
+    ``options`` it names) and ``splits(data)`` lists the splits it has."""
+
+    name: str
+    claims: Callable
+    open: Callable
+    splits: Callable
+    options: tuple = ()
+
+
+#: Kinds of data beyond pairs (arrays, folders, TFDS), by name; tried first, in registration
+#: order. The instruction editor registers its records here (:mod:`pix2pix_tf.tasks.instruct`).
+SOURCE_KINDS = {}
+
+
+def register_source(name, claims, open, splits, options=()):
+    """Adds a :class:`SourceKind`, so that :func:`open_source`, :func:`available_splits` and
+    everything above them (training, evaluation, export) read that data."""
+    SOURCE_KINDS[name] = SourceKind(name, claims, open, splits, tuple(options))
+    return SOURCE_KINDS[name]
+
+
+def _kind_of(source):
+    return next((kind for kind in SOURCE_KINDS.values() if kind.claims(source)), None)
+
+
+#: Options of the built-in pair sources (folders, arrays, TFDS).
+PAIR_OPTIONS = ("crop_size", "on_error", "cache", "data_dir")
+
+
+def open_source(source, split="train", **options):
+    """The :class:`PairSource` for what a user gave, the one entry for every kind of data: a
+    PairSource (returned as is), a registered kind (:data:`SOURCE_KINDS`), ``"demo"``, a folder
+    of pairs, a pair of arrays, or a TFDS name (prefix ``tfds:`` to force).
+
+    ``options`` go to the kind that opens it: ``crop_size``, ``on_error`` ('raise' or 'skip'),
+    ``cache`` and ``data_dir`` (TFDS) for pairs; a registered kind's own (e.g. ``columns``)."""
     if isinstance(source, PairSource):
         return source
+    kind = _kind_of(source)
+    if kind is not None:
+        return kind.open(source, split, **{k: v for k, v in options.items()
+                                           if k in kind.options})
+    unknown = sorted(set(options) - set(PAIR_OPTIONS) - {k for kind in SOURCE_KINDS.values()
+                                                         for k in kind.options})
+    if unknown:
+        raise TypeError(f"open_source() got unknown options {', '.join(unknown)}.")
     if isinstance(source, (tuple, list)):
         return ArraySource(source)
     if is_tfds_name(source):
-        return TFDSSource(source, split, data_dir=data_dir)
-    return FolderSource(source, split, crop_size=crop_size, on_error=on_error, cache=cache)
+        return TFDSSource(source, split, data_dir=options.get("data_dir"))
+    return FolderSource(source, split, crop_size=options.get("crop_size"),
+                        on_error=options.get("on_error", "raise"),
+                        cache=options.get("cache", True))
 
 
 def available_splits(source, data_dir=None):
     """The splits ``source`` has, among train / val / test (``[]``: one undivided set)."""
     if isinstance(source, (tuple, list, PairSource)):
         return []
+    kind = _kind_of(source)
+    if kind is not None:
+        return list(kind.splits(source))
     if is_tfds_name(source):
         import tensorflow_datasets as tfds
 

@@ -14,11 +14,11 @@ In the conditional form (the paper's cGAN) the discriminator sees the input imag
 generated output concatenated on the channel axis; the unconditional form (the "GAN" rows of
 Table 1) sees only the output image.
 
-The matching-aware form (Reed et al., 2016) also reads an instruction's token ids
-(``vocabulary_size`` set), so it can call a real image fake when it does not match the
-instruction. ``text_conditioning`` 'projection' (Miyato & Koyama, 2018) adds the inner product of
-the last features and the text embedding to every patch's logit; 'concat' appends the text
-embedding to every input pixel.
+Conditions beyond the image enter through ``conditioning`` (a
+:class:`pix2pix_tf.conditioning.Conditioning` hook): it may add inputs, change the input pair
+(e.g. append an embedding at every pixel) and add a term to every patch's logit (a projection
+discriminator). The instruction editor's matching-aware discriminator is built that way
+(:mod:`pix2pix_tf.tasks.instruct`).
 
 pix2pixHD's multi-scale discriminator (:func:`multiscale_discriminator`) is the same PatchGAN
 applied at two or three image scales.
@@ -26,11 +26,8 @@ applied at two or three image scales.
 
 import keras
 
+from pix2pix_tf.conditioning import NONE
 from pix2pix_tf.layers import InputCheck, SeedSequence, conv_init, normalization, walk_layers
-from pix2pix_tf.text import TOKENS, Projection, TileLike, text_encoder
-
-#: How the matching-aware discriminator reads the instruction.
-TEXT_CONDITIONING = ("projection", "concat")
 
 
 def _inputs(input_channels, target_channels, conditional):
@@ -47,7 +44,7 @@ def _inputs(input_channels, target_channels, conditional):
     return [condition, image], pair
 
 
-def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", text=None):
+def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE):
     """The PatchGAN's layers applied to ``x``. Returns the activations after each block
     (the features of pix2pixHD's feature-matching loss), the last being the logits.
     ``text``: a ``(b, d)`` embedding for the projection discriminator's text term."""
@@ -81,10 +78,9 @@ def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", text=None):
             stride = 2 if n < n_layers else 1
             x = block(features[-1], ndf * min(2**n, 8), 4, stride, n + 1, True, use_bias)
             features.append(lrelu(x, n + 1))
-        logits = block(features[-1], 1 + (ndf if text is not None else 0), 4, 1,
+        logits = block(features[-1], 1 + conditioning.extra_logit_channels(ndf), 4, 1,
                        n_layers + 2, False, True)
-    if text is not None:  # channel 0 is the plain logit, the others phi(x)
-        logits = Projection(name=f"{prefix}projection")([logits, text])
+        logits = conditioning.logits(logits)  # channel 0 is the plain logit
     logits = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}logits")(logits)
     return features + [logits]
 
@@ -97,13 +93,7 @@ def patchgan_discriminator(
     n_layers=3,
     norm="batch",
     conditional=True,
-    vocabulary_size=None,
-    sequence_length=24,
-    text_dim=64,
-    text_conditioning="projection",
-    text_pooling="mean",
-    subwords=None,
-    subword_buckets=None,
+    conditioning=None,
     seed=None,
     name=None,
 ):
@@ -116,45 +106,33 @@ def patchgan_discriminator(
         n_layers: stride-2 layers; 3 is the 70x70 PatchGAN, 0 the 1x1 PixelGAN.
         norm: 'batch' (paper), 'instance', or 'none'.
         conditional: see ``concat(input, image)`` (cGAN, default) or the image alone (GAN).
-        vocabulary_size: ``None`` (the paper's discriminator), or the instruction vocabulary's
-            size for the matching-aware form, which also takes ``"tokens"``.
-        sequence_length, text_dim: token ids per instruction, width of the text embedding.
-        text_conditioning: 'projection' (default) or 'concat'; see the module docstring.
-        subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
-            and its bucket count (:func:`pix2pix_tf.text.spelling_options`): the text encoder
-            embeds each word by its spelling (whole-word and character n-gram vectors), so words
-            no training instruction used still mean something (default ``None``: a vector per
-            word).
-        text_pooling: how the text encoder pools words ('mean' or 'attention').
+        conditioning: a :class:`pix2pix_tf.conditioning.Conditioning` hook adding inputs
+            (after the images) and listening to them (default: none, the paper's).
         seed: integer fixing the initial weights, or ``None``.
         name: model name.
 
     Returns:
         A ``keras.Model`` taking ``[input_image, image]`` (conditional) or ``image``, plus
-        ``tokens`` last when matching-aware, and returning a ``(batch, h, w, 1)`` map of float32
+        the conditioning's inputs last, and returning a ``(batch, h, w, 1)`` map of float32
         logits (no sigmoid).
     """
     if n_layers < 0:
         raise ValueError(f"n_layers must be >= 0 (0 = PixelGAN), got {n_layers}.")
-    if text_conditioning not in TEXT_CONDITIONING:
-        raise ValueError(f"Unknown text_conditioning {text_conditioning!r}; choose one of "
-                         f"{', '.join(TEXT_CONDITIONING)}.")
+    conditioning = conditioning or NONE
     seeds = SeedSequence(seed)
     inputs, x = _inputs(input_channels, target_channels, conditional)
-    text = None
-    if vocabulary_size is not None:
-        tokens = keras.Input((sequence_length,), dtype="int32", name=TOKENS)
-        inputs = (inputs if isinstance(inputs, list) else [inputs]) + [tokens]
-        text = text_encoder(tokens, vocabulary_size, text_dim, pooling=text_pooling,
-                            seeds=seeds, prefix="d_text", subwords=subwords,
-                            subword_buckets=subword_buckets)[0]
-        if text_conditioning == "concat":
-            x = keras.layers.Concatenate(name="pair_text")([x, TileLike(name="text_tiled")([text, x])])
-            text = None
-    logits = patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds, text=text)[-1]
+    extra = conditioning.inputs(seeds)
+    if extra:
+        inputs = (inputs if isinstance(inputs, list) else [inputs]) + list(extra.values())
+    x = conditioning.pixels(x)
+    if n_layers == 0 and conditioning.extra_logit_channels(ndf):
+        raise ValueError("the PixelGAN (n_layers=0) has no last layer to project conditions "
+                         "onto; use n_layers >= 1 or a conditioning without projection.")
+    logits = patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds,
+                           conditioning=conditioning)[-1]
     if name is None:
         kind = "pixelgan" if n_layers == 0 else f"patchgan_{receptive_field_for(n_layers)}"
-        kind = kind if vocabulary_size is None else f"matching_{kind}"
+        kind = f"{conditioning.name_prefix}{kind}"
         name = kind if conditional else f"{kind}_unconditional"
     return keras.Model(inputs, logits, name=name)
 

@@ -19,13 +19,11 @@ PyTorch reference shifts it one block outward (none in the innermost block, then
 ``num_downs - 5``); ``dropout_layout="reference"`` builds that, so that the reference's published
 weights (:mod:`pix2pix_tf.pretrained`) run with their own noise. The parameter count is the same.
 
-Instruction conditioning (``vocabulary_size`` set; :mod:`pix2pix_tf.text`): the generator takes
-a second input, ``"tokens"``, embeds it with a small text encoder, and modulates every encoder
-and decoder block with FiLM (per-channel scale and shift, zero-initialised, so the network starts
-as the plain U-Net). FiLM rather than fusion at the bottleneck alone, because the skips bypass the
-1x1 bottleneck: only per-block modulation reaches every resolution (measured in
-shared/docs/INSTRUCT.md: 0.89 against 0.81 instruction accuracy). ``cross_attention`` adds
-attention from the pixels of the innermost encoder levels to the instruction's words.
+Conditions beyond the image (an instruction, a class label) enter through ``conditioning``, a
+:class:`pix2pix_tf.conditioning.Conditioning` hook called after every encoder and decoder block:
+the instruction editor modulates each block with FiLM there (per-block modulation, because the
+skips bypass the 1x1 bottleneck; :mod:`pix2pix_tf.tasks.instruct`). With no hook the network is
+the paper's.
 
 ``upsampling="resize_conv"`` replaces each 4x4 stride-2 transposed convolution by a
 nearest-neighbour 2x resize and a 3x3 convolution (Odena, Dumoulin & Olah, "Deconvolution and
@@ -36,6 +34,7 @@ patterns (reference repository issue #190). It has fewer parameters (3x3 instead
 
 import keras
 
+from pix2pix_tf.conditioning import NONE
 from pix2pix_tf.layers import (
     NORMS,
     Dropout,
@@ -45,8 +44,6 @@ from pix2pix_tf.layers import (
     normalization,
 )
 from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
-from pix2pix_tf.pretrained_text import PretrainedTextEncoder  # noqa: F401  (registers it)
-from pix2pix_tf.text import TOKENS, CrossAttention, FiLM, text_encoder
 
 #: Number of decoder blocks, counted from the innermost, that carry dropout in the paper.
 DROPOUT_BLOCKS = 3
@@ -70,16 +67,7 @@ def unet_generator(
     upsampling="transpose",
     image_size=None,
     inference_mode="paper",
-    vocabulary_size=None,
-    sequence_length=24,
-    text_dim=64,
-    text_blocks=0,
-    text_pooling="mean",
-    subwords=None,
-    subword_buckets=None,
-    cross_attention=0,
-    text_backbone=None,
-    text_backbone_trainable=False,
+    conditioning=None,
     seed=None,
     name=None,
 ):
@@ -107,24 +95,9 @@ def unet_generator(
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
             :mod:`pix2pix_tf.layers`.
-        vocabulary_size: ``None`` (default): the paper's unconditioned U-Net. An integer (token
-            ids the instruction vocabulary uses, padding and unknown included) adds the
-            ``"tokens"`` input and FiLM conditioning of every block.
-        sequence_length: token ids per instruction (with ``vocabulary_size``).
-        text_dim: width of the instruction embedding.
-        text_blocks: self-attention blocks in the text encoder (0: none).
-        subwords, subword_buckets: a :func:`pix2pix_tf.text.subword_table` of the vocabulary
-            and its bucket count (:func:`pix2pix_tf.text.spelling_options`): the text encoder
-            embeds each word by its spelling (whole-word and character n-gram vectors), so words
-            no training instruction used still mean something (default ``None``: a vector per
-            word).
-        text_pooling: 'mean' (the masked mean of the word embeddings) or 'attention' (a
-            weighted mean, weights learned per word).
-        cross_attention: number of innermost encoder levels that also attend to the
-            instruction's words (0: FiLM only).
-        text_backbone: a pretrained keras-hub text backbone reading the token ids instead of
-            word embeddings learned from scratch (:mod:`pix2pix_tf.pretrained_text`).
-        text_backbone_trainable: fine-tune it (default frozen).
+        conditioning: a :class:`pix2pix_tf.conditioning.Conditioning` hook adding inputs
+            beside ``"image"`` and listening to them after every block (default: none, the
+            paper's U-Net).
         seed: integer fixing all initial weights and dropout masks, or ``None``.
         name: model name (default ``unet_<2**num_downs>`` or ``encoder_decoder_<...>``).
 
@@ -149,7 +122,8 @@ def unet_generator(
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
     kind = "unet" if skips else "encoder_decoder"
-    name = name or f"{'instruct_' if vocabulary_size else ''}{kind}_{multiple}"
+    conditioning = conditioning or NONE
+    name = name or f"{conditioning.name_prefix}{kind}_{multiple}"
     if height is not None and (height % multiple or width % multiple):
         # The same message as at call time, raised while building.
         raise ValueError(size_message(name, multiple, height, width))
@@ -175,31 +149,12 @@ def unet_generator(
         return normalization(norm, seeds, inference_mode, name=layer_name)
 
     image = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
-    inputs = image
-    if vocabulary_size is not None:
-        if cross_attention > num_downs:
-            raise ValueError(f"cross_attention ({cross_attention}) cannot exceed num_downs "
-                             f"({num_downs}).")
-        tokens = keras.Input((sequence_length,), dtype="int32", name=TOKENS)  # (b, L)
-        inputs = {IMAGE: image, TOKENS: tokens}
-        # Its own seeds: the image layers get the same weights as the plain U-Net's.
-        text_seeds = SeedSequence(None if seed is None else seed + 7919)
-        text, words = text_encoder(tokens, vocabulary_size, text_dim, blocks=text_blocks,
-                                   pooling=text_pooling, seeds=text_seeds,
-                                   backbone=text_backbone,
-                                   backbone_trainable=text_backbone_trainable,
-                                   subwords=subwords,
-                                   subword_buckets=subword_buckets)  # (b, d), (b, L, d)
+    extra = conditioning.inputs(seeds, levels=num_downs)  # e.g. {"tokens": (b, L)}
+    inputs = {IMAGE: image, **extra} if extra else image
 
     def condition(x, block):
-        """FiLM from the instruction (and cross-attention at the innermost levels)."""
-        if vocabulary_size is None:
-            return x
-        x = FiLM(name=f"{block}_film")([x, text])
-        level = int(block[len("down"):]) if block.startswith("down") else 0
-        if level > num_downs - cross_attention:
-            x = CrossAttention(name=f"{block}_attention")([x, words, tokens])
-        return x
+        depth = num_downs - int(block[len("down"):]) if block.startswith("down") else None
+        return conditioning.block(x, block, depth)
 
     # Encoder. The skip carries each encoder block's activated output.
     x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(image)  # (b, H/2, W/2, ngf)

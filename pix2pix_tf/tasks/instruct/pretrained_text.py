@@ -1,6 +1,6 @@
 """Pretrained text encoders for the instruction editor, from keras-hub (an optional extra).
 
-The built-in encoder (:func:`pix2pix_tf.text.text_encoder`) learns words only from the training
+The built-in encoder (:func:`pix2pix_tf.tasks.instruct.text.text_encoder`) learns words only from the training
 instructions, so a request made of words it never saw ("add brightness") is a guess. A pretrained
 encoder brings what it learned from large corpora: its embedding of "add brightness" is already
 near "brighten it". This module plugs one in, the rest of the editor unchanged:
@@ -11,7 +11,7 @@ near "brighten it". This module plugs one in, the rest of the editor unchanged:
   building a *new* model reads the preset (and may download it); the weights then travel inside
   the saved ``.keras``, and the vocabulary inside its config.
 - :class:`WordPieceVocabulary` is the pretrained tokenizer behind the same contract as
-  :class:`pix2pix_tf.text.Vocabulary`: strings -> fixed-length int32 ids with 0 = padding, a
+  :class:`pix2pix_tf.tasks.instruct.vocabulary.Vocabulary`: strings -> fixed-length int32 ids with 0 = padding, a
   checked length, an empty instruction as padding only ("no edit guidance"), ``write`` /
   ``read`` for the file beside a TFLite or ONNX export, and :meth:`~WordPieceVocabulary.ids_in_python`
   for clients without TensorFlow. WordPiece (the BERT family: BERT, MiniLM, DistilBERT,
@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf.text import PAD, check_instructions, padded_to_length
+from pix2pix_tf.tasks.instruct.vocabulary import PAD, Vocabulary, padded_to_length
 
 #: How to get the optional dependencies.
 INSTALL = ('pip install "pix2pix_tf[hub]" (on tensorflow-cpu: pip install --no-deps '
@@ -63,7 +63,7 @@ def _is_punctuation(char):
     return unicodedata.category(char).startswith("P")
 
 
-class WordPieceVocabulary:
+class WordPieceVocabulary(Vocabulary):
     """Instructions -> ``(batch, sequence_length)`` int32 ids with a pretrained WordPiece
     vocabulary: ``[CLS] pieces [SEP]`` then padding (id 0).
 
@@ -73,6 +73,8 @@ class WordPieceVocabulary:
         lowercase, strip_accents: the tokenizer's normalisation (as the preset's).
         unknown_token, start_token, end_token: its special tokens.
     """
+
+    unit = "word pieces (start and end included)"
 
     def __init__(self, pieces, sequence_length, *, lowercase=True, strip_accents=True,
                  unknown_token="[UNK]", start_token="[CLS]", end_token="[SEP]"):
@@ -124,7 +126,7 @@ class WordPieceVocabulary:
 
     @property
     def spec(self):
-        """What :func:`pix2pix_tf.text.make_vocabulary` rebuilds this from."""
+        """What :func:`pix2pix_tf.tasks.instruct.text.make_vocabulary` rebuilds this from."""
         return {"wordpiece": list(self.words), "lowercase": self.lowercase,
                 "strip_accents": self.strip_accents, **self.tokens}
 
@@ -159,10 +161,6 @@ class WordPieceVocabulary:
         pieces = self.pieces(instruction)
         return len(pieces) + 2 if pieces else 0
 
-    def check(self, instructions, allow_empty=False):
-        return check_instructions(instructions, self.sequence_length, allow_empty,
-                                  count=self.count, unit="word pieces (start and end included)")
-
     def ids_of(self, instructions):
         """Token ids of a batch of instruction strings (TensorFlow ops; in graphs too)."""
         import tensorflow as tf
@@ -184,10 +182,6 @@ class WordPieceVocabulary:
         ids = tf.concat([column(self.start), pieces, column(self.end)], axis=1).to_tensor(PAD)
         ids = tf.where(said[:, None], ids, tf.zeros_like(ids))  # empty: padding only
         return padded_to_length(ids, self.sequence_length, "word pieces")
-
-    def encode(self, instructions, allow_empty=False):
-        """NumPy token ids of checked instructions."""
-        return self.ids_of(self.check(instructions, allow_empty)).numpy()
 
     def write(self, path):
         """Writes the vocabulary: a comment line with the settings, then one piece per line in

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import (
+from pix2pix_tf.exporters.common import (
     ExportError,
     condition_specs,
     timed,

@@ -6,8 +6,11 @@ input), the phrasings used for training, and *held-out* phrasings that only eval
 that an instruction-following model is tested on wordings it never saw. Anyone can compute a
 requested edit's target: ``EDITS["sepia"].target(image)``.
 
-Images are float tensors (or arrays) in [0, 1], ``(..., H, W, 3)``; every target is TensorFlow
-ops, so it runs eagerly on NumPy input and inside ``tf.data`` pipelines alike.
+``Edit.target`` takes and returns images in [-1, 1], ``(..., H, W, 3)``, the package's convention
+(what models, pipelines and ``translate`` use), so a model's input can be passed as it is.
+``Edit.function`` is the same edit on [0, 1] images, the range the functions below are written
+in (data sources and evaluation use it). Every edit is TensorFlow ops, so it runs eagerly on
+NumPy input and inside ``tf.data`` pipelines alike.
 
 The eight built-in edits are global (none names a side of the image), so mirroring an example
 keeps it correct; an edit that does name a side must be registered with ``mirror_safe=False``.
@@ -24,19 +27,26 @@ class Edit:
     """An edit: its target function and how people ask for it."""
 
     name: str
-    target: Callable
+    #: The edit on images in [0, 1].
+    function: Callable
     phrasings: tuple
     held_out: tuple
     #: False if the instruction names a side (left/right), so that a mirrored example would
     #: contradict it: such examples must not be flipped.
     mirror_safe: bool = True
 
+    def target(self, image):
+        """The edited ``image``; both in [-1, 1] (float, ``(..., H, W, 3)``)."""
+        unit = (tf.convert_to_tensor(image, tf.float32) + 1.0) / 2.0
+        return tf.clip_by_value(self.function(unit), 0.0, 1.0) * 2.0 - 1.0
+
 
 EDITS = {}
 
 
-def register_edit(name, target, phrasings, held_out, *, mirror_safe=True):
-    """Adds an edit to :data:`EDITS`. Phrasings must be new (no phrase may name two edits), and
+def register_edit(name, function, phrasings, held_out, *, mirror_safe=True):
+    """Adds an edit to :data:`EDITS`: ``function`` maps images in [0, 1] to the edited images in
+    [0, 1] (TensorFlow ops). Phrasings must be new (no phrase may name two edits), and
     held-out phrasings must differ from training ones."""
     phrasings, held_out = tuple(phrasings), tuple(held_out)
     if not phrasings or not held_out:
@@ -51,7 +61,7 @@ def register_edit(name, target, phrasings, held_out, *, mirror_safe=True):
     if clashes:
         raise ValueError(f"phrasing {clashes[0]!r} of edit {name!r} already names edit "
                          f"{taken[clashes[0]]!r}.")
-    EDITS[name] = Edit(name, target, phrasings, held_out, mirror_safe)
+    EDITS[name] = Edit(name, function, phrasings, held_out, mirror_safe)
     return EDITS[name]
 
 

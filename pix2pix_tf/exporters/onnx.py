@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import condition_specs, matching, timed, translate_function
+from pix2pix_tf.exporters.common import condition_specs, matching, timed, translate_function
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
 

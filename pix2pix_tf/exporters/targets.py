@@ -7,15 +7,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import ExportError, timed
-from pix2pix_tf.export.onnx import ONNX_OPSET, export_onnx, run_onnx
-from pix2pix_tf.export.serving import export_saved_model, run_saved_model
-from pix2pix_tf.export.tflite import TFLITE_TYPES, export_tflite, run_tflite
-from pix2pix_tf.export.verify import HEADER, ArtifactReport, compare, psnr
+from pix2pix_tf.exporters.common import ExportError, timed
+from pix2pix_tf.exporters.onnx import ONNX_OPSET, export_onnx, run_onnx
+from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
+from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
+from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.layers import INFERENCE_MODES
 from pix2pix_tf.networks import IMAGE, as_generator
-from pix2pix_tf.text import INSTRUCTION, TOKENS
+from pix2pix_tf.tasks import task_of
+
+#: Python modules that verify artifacts -> the package that provides them.
+RUNTIMES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert"}
 
 
 @dataclass(frozen=True)
@@ -77,18 +80,19 @@ def metadata(model, inference_mode):
 
 
 def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, onnx=True,
-                 name="pix2pix", version=1, image_size=(256, 256), inference_mode="deterministic",
+                 name="pix2pix", version=None, image_size=(256, 256), inference_mode="deterministic",
                  calibration=None, test_images=None, test_targets=None, test_conditions=None,
-                 test_instructions=None, verbose=True):
+                 verbose=True):
     """Writes and verifies the requested artifacts. Returns a list of :class:`ArtifactReport`
     (the first row is Keras itself when there are test images).
 
     ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
     ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
-    ``test_conditions``: the generator's other inputs for those images, by name, one row per
-    image; for an instruction editor, ``test_instructions`` (one string per image) instead.
-    An instruction editor's vocabulary is written beside the files as ``NAME_vocabulary.txt``.
-    The model is left in the inference mode it had.
+    ``test_conditions``: the model's other inputs for those images, by name, one row per image,
+    as the model takes them (an editor's ``{"instruction": strings}``); the task turns them into
+    the generator's (``Task.network_conditions``). Files a runtime needs beside the model (an
+    editor's ``NAME_vocabulary.txt``) are written too (``Task.write_beside``). The model is left
+    in the inference mode it had.
     """
     if inference_mode not in INFERENCE_MODES:
         raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
@@ -115,18 +119,16 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
               metadata(model, inference_mode))
     test_images = calibration if test_images is None else test_images
     unverified = "not verified: no test images"
-    vocabulary = getattr(model, "vocabulary", None)
-    if vocabulary is not None:
-        # TFLite and ONNX take token ids: their clients need the words behind the ids.
-        vocabulary.write(output_dir / f"{name}_vocabulary.txt")
-        if test_instructions is not None:
-            test_conditions = {INSTRUCTION: np.asarray(test_instructions, object),
-                               TOKENS: vocabulary.encode(list(test_instructions))}
+    task = task_of(model)
+    task.write_beside(model, output_dir, name)
+    if test_conditions:  # both forms: each runtime takes the inputs it is named for
+        test_conditions = {**test_conditions,
+                           **task.network_conditions(model, test_conditions)}
     missing = sorted(set(generator.condition_inputs) - set(test_conditions or {}))
     if missing and test_images is not None:
         test_images = None
         unverified = (f"not verified: the generator also takes {missing}; pass test_conditions "
-                      "(or test_instructions)")
+                      "as the model takes them")
     reports, reference, keras_psnr = [], None, None
     targets = None if test_targets is None else np.asarray(test_targets, np.float32)
     if test_images is not None:
@@ -146,12 +148,21 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     for target_name in names:
         target = TARGETS[target_name]
         path = target.write(model, output_dir, job)
-        if reference is None:
-            report = ArtifactReport(target.label, str(path), 0, float("nan"), float("nan"),
-                                    notes=[unverified])
-        else:
-            outputs, ms = target.run(path, test_images, test_conditions)
-            report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
+        report = None
+        if reference is not None:
+            try:
+                outputs, ms = target.run(path, test_images, test_conditions)
+            except ModuleNotFoundError as error:  # the runtime that verifies it is not installed
+                note = (f"written, not verified: its runtime ({error.name}) is not installed; "
+                        f"pip install {RUNTIMES.get(error.name, error.name)} to verify")
+                print(f"note: {target.label}: {note}")
+                report = ArtifactReport(target.label, str(path), size_of(path), float("nan"),
+                                        float("nan"), notes=[note])
+            else:
+                report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
+        if report is None:
+            report = ArtifactReport(target.label, str(path), size_of(path), float("nan"),
+                                    float("nan"), notes=[unverified])
         reports.append(report)
         if verbose:
             print(report.row())

@@ -5,10 +5,11 @@
 - ``encoded``: a batch of JPEG/PNG bytes (TF Serving's REST ``{"b64": ...}``), any size each
   (padded to the generator's size multiple and cropped back), returned as PNG bytes.
 
-Every signature also takes the generator's other named inputs (none for pix2pix). For an
-instruction editor (a ``vocabulary`` given) they take ``instruction`` strings instead of token
-ids, the vocabulary running inside the graph, and a fourth signature, ``tokens``, takes float
-images and token ids as the TFLite and ONNX files do. Shapes are
+Every signature also takes the generator's other named inputs (none for pix2pix), or what the
+model's task says to take instead (``Task.serving_inputs``): an instruction editor's take
+``instruction`` strings, its vocabulary running inside the graph, and a fourth signature named
+after the generator's own inputs (``tokens``) takes float images and token ids as the TFLite and
+ONNX files do. Shapes are
 checked inside the graph before the generator runs, so a wrong shape returns an error instead of
 taking the server down. ``encoded`` reads each image's declared size from its header (PNG, JPEG,
 GIF, BMP) before decoding and refuses more than ``max_pixels`` with INVALID_ARGUMENT, so a tiny
@@ -24,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.export.common import (
+from pix2pix_tf.exporters.common import (
     ExportError,
     condition_specs,
     matching,
@@ -33,7 +34,7 @@ from pix2pix_tf.export.common import (
 )
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
-from pix2pix_tf.text import INSTRUCTION, TOKENS
+from pix2pix_tf.tasks import task_of
 
 
 def _checked(images, channels, multiple, what):
@@ -108,18 +109,16 @@ def _to_uint8(images):
     return tf.cast(tf.round((tf.clip_by_value(images, -1, 1) + 1) * 127.5), tf.uint8)
 
 
-def build_serving_archive(generator, max_pixels=MAX_PIXELS, vocabulary=None):
+def build_serving_archive(generator, max_pixels=MAX_PIXELS, serving_inputs=None):
     """A ``keras.export.ExportArchive`` with the serving signatures of ``generator`` (in
     whatever inference mode it is in); ``encoded`` refuses images over ``max_pixels``.
-    ``vocabulary`` (a :class:`pix2pix_tf.text.Vocabulary`): take instruction strings."""
+    ``serving_inputs``: ``(specs, convert, tracked)`` from the model's task
+    (``Task.serving_inputs``) when the signatures take other inputs than the generator's."""
     channels, multiple = generator.input_channels, generator.size_multiple
     images = tf.TensorSpec([None, None, None, channels], tf.float32, name="images")
-    conditions, convert = condition_specs(generator), None
-    if vocabulary is not None:
-        conditions = [tf.TensorSpec([None], tf.string, name=INSTRUCTION)]
-
-        def convert(named):
-            return {TOKENS: vocabulary.ids_of(named[INSTRUCTION])}
+    conditions, convert, tracked = condition_specs(generator), None, []
+    if serving_inputs is not None:
+        conditions, convert, tracked = serving_inputs
 
     def function(spec, **kwargs):
         return translate_function(generator, spec, conditions=conditions, convert=convert,
@@ -160,25 +159,34 @@ def build_serving_archive(generator, max_pixels=MAX_PIXELS, vocabulary=None):
     archive.add_endpoint("serving_default", serving_default)
     archive.add_endpoint("uint8", uint8)
     archive.add_endpoint("encoded", encoded)
-    if vocabulary is not None:
-        archive.track(vocabulary.layer)
-        archive.add_endpoint("tokens", translate_function(
-            generator, images, prepare=lambda x: _checked(x, channels, multiple, "tokens")))
+    if convert is not None:  # the generator's own inputs too, as TFLite and ONNX take them
+        for item in tracked:
+            archive.track(item)
+        raw = "_".join(generator.condition_inputs)
+        archive.add_endpoint(raw, translate_function(
+            generator, images, prepare=lambda x: _checked(x, channels, multiple, raw)))
     return archive
 
 
-def export_saved_model(model, directory, name="pix2pix", version=1,
+def export_saved_model(model, directory, name="pix2pix", version=None,
                        inference_mode="deterministic", metadata=None, max_pixels=MAX_PIXELS):
     """Writes ``DIR/NAME/VERSION/`` (TF Serving's layout); the model is left as it was.
+    ``version``: None (default) takes the next free version (1, then 2, ...: TF Serving serves
+    the newest, so exporting again publishes the new model); a given version must be free.
     ``max_pixels`` caps one image sent to the ``encoded`` signature."""
+    if version is None:
+        taken = [int(p.name) for p in (Path(directory) / name).glob("*") if p.name.isdigit()
+                 and any(p.iterdir())]
+        version = max(taken, default=0) + 1
     path = Path(directory) / name / str(version)
     if path.exists() and any(path.iterdir()):
         raise ExportError(f"{path} exists and is not empty: TF Serving versions are immutable; "
-                          "choose another --version or remove it.")
-    vocabulary = getattr(model, "vocabulary", None)
+                          "choose another --version, leave it out for the next free one, or "
+                          "remove it.")
+    serving_inputs = task_of(model).serving_inputs(model)
     with mode_of(as_generator(model), inference_mode) as generator:
-        build_serving_archive(generator, max_pixels, vocabulary).write_out(str(path),
-                                                                            verbose=False)
+        build_serving_archive(generator, max_pixels, serving_inputs).write_out(str(path),
+                                                                                verbose=False)
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "pix2pix.json").write_text(json.dumps(metadata or {}, indent=2))

@@ -4,7 +4,12 @@ Every source here gives ``{"a": input, "b": edited, "instruction": str}`` (plus 
 edit's index, where it is known), so the shared pipeline (:func:`pix2pix_tf.data.pair_pipeline`)
 shuffles, crops, mirrors and batches them like pix2pix pairs, with the instruction passed through
 as a model input. Mirroring is skipped for an instruction that names a side ("left", "right"):
-a mirrored example would contradict it.
+a mirrored example would contradict it (:meth:`PairSource.may_mirror`).
+
+Importing this module registers the kind ``"instructions"`` with the one data entry,
+:func:`pix2pix_tf.data.open_source` (and :func:`pix2pix_tf.data.available_splits`): ``"edits"``,
+``"edits:PHOTOS"``, ``"hf:NAME"``, a folder with a ``metadata.jsonl`` and a ``datasets.Dataset``
+open there.
 
 - :class:`EditsSource`: the bundled, offline set, built on the fly from real images (the demo's
   tiles, or any folder of photos) and the edits of :mod:`pix2pix_tf.edits`: every image with
@@ -29,9 +34,9 @@ import tensorflow as tf
 from PIL import Image
 
 from pix2pix_tf.data.files import IMAGE_EXTENSIONS, DataError, read_header
-from pix2pix_tf.data.sources import DEMO_DIR, PairSource, decode
-from pix2pix_tf.edits import EDITS
-from pix2pix_tf.text import INSTRUCTION, words
+from pix2pix_tf.data.sources import DEMO_DIR, PairSource, decode, register_source
+from pix2pix_tf.tasks.instruct.edits import EDITS
+from pix2pix_tf.tasks.instruct.vocabulary import INSTRUCTION, words
 
 #: Column names of the public instruction-editing datasets (first found wins).
 COLUMN_NAMES = {
@@ -112,6 +117,9 @@ class _EncodedSource(PairSource):
     def load(self, index):
         return {"a": decode(tf.gather(self._a, index)), "b": decode(tf.gather(self._b, index)),
                 INSTRUCTION: tf.gather(self._text, index)}
+
+    def may_mirror(self, record):
+        return tf.logical_not(names_side_tensor(record[INSTRUCTION]))
 
 
 def _check_instruction(text, where):
@@ -302,11 +310,14 @@ class EditsSource(PairSource):
         k = len(self.edits)
         photo = tf.cast(tf.gather(self._photos, index // k), tf.float32) / 255.0
         edit = tf.cast(index % k, tf.int32)
-        branches = [lambda e=e: tf.clip_by_value(e.target(photo), 0.0, 1.0) for e in self.edits]
+        branches = [lambda e=e: tf.clip_by_value(e.function(photo), 0.0, 1.0) for e in self.edits]
         target = tf.switch_case(edit, branches)
         target.set_shape(photo.shape)
         return {"a": photo, "b": target, INSTRUCTION: tf.gather(self._text, index),
                 "edit": edit}
+
+    def may_mirror(self, record):
+        return tf.logical_not(names_side_tensor(record[INSTRUCTION]))
 
 
 #: ``data`` values naming the bundled edits (``edits:PHOTOS`` uses a folder of photos).
@@ -346,7 +357,7 @@ def load_hf_dataset(name):
     return _hf_loaded[name]
 
 
-def open_instruction_source(data, split="train", *, columns=None, size=128, seed=0):
+def open_instruction_source(data, split="train", *, columns=None, edit_size=128, seed=0):
     """The instruction-editing :class:`PairSource` for what a user gave: ``"edits"`` (the
     demo's photos; split 'train' with training phrasings, 'test' with held-out ones),
     ``"edits:PHOTOS"`` (a folder of photos, with ``train/`` and ``test/`` subfolders if it has
@@ -369,7 +380,7 @@ def open_instruction_source(data, split="train", *, columns=None, size=128, seed
         photos = text[len(EDITS_DATA) + 1:] or None
         if photos is not None and (Path(photos) / split).is_dir():
             photos = str(Path(photos) / split)
-        return EditsSource(photos, split, phrasings=phrasings, size=size,
+        return EditsSource(photos, split, phrasings=phrasings, size=edit_size,
                            seed=seed + (0 if split == "train" else 1))
     return MetadataSource(text, split, columns=columns)
 
@@ -388,3 +399,21 @@ def instruction_splits(data):
         return [s for s in ("train", "val", "test") if (root / s).is_dir()]
     root = Path(text).expanduser()
     return [s for s in ("train", "val", "test") if (root / s / "metadata.jsonl").exists()]
+
+
+def is_instruction_data(data):
+    """Whether ``data`` names instruction records (see the module docstring)."""
+    if hasattr(data, "column_names"):
+        return True
+    if not isinstance(data, (str, Path)):
+        return False
+    text = str(data)
+    if text == EDITS_DATA or text.startswith((EDITS_DATA + ":", HF_DATA + ":")):
+        return True
+    root = Path(text).expanduser()
+    return (root / "metadata.jsonl").is_file() or any(
+        (root / s / "metadata.jsonl").is_file() for s in ("train", "val", "test"))
+
+
+register_source("instructions", is_instruction_data, open_instruction_source,
+                instruction_splits, options=("columns", "edit_size", "seed"))

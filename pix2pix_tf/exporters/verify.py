@@ -20,9 +20,14 @@ class ArtifactReport:
     notes: list = field(default_factory=list)
 
     def row(self):
-        drop = "" if self.psnr_drop is None else f"{self.psnr_drop:+.3f}"
-        return (f"{self.name:22s} {self.size_bytes / 1e6:9.2f} {self.max_abs_diff:12.2e} "
-                f"{self.psnr_vs_keras:10.2f} {drop:>10s} {self.latency_ms or 0:10.1f}")
+        """One line of the summary; what was not measured is left blank."""
+        def shown(value, spec):
+            return "-" if value is None or value != value else format(value, spec)
+
+        size = "-" if self.name == "keras" else f"{self.size_bytes / 1e6:.2f}"
+        return (f"{self.name:22s} {size:>9s} {shown(self.max_abs_diff, '.2e'):>12s} "
+                f"{shown(self.psnr_vs_keras, '.2f'):>10s} {shown(self.psnr_drop, '+.3f'):>10s} "
+                f"{shown(self.latency_ms, '.1f'):>10s}")
 
 
 HEADER = (f"{'artifact':22s} {'size (MB)':>9s} {'max|diff|':>12s} {'PSNR/keras':>10s} "

@@ -13,11 +13,13 @@ Evaluate on held-out phrasings (``phrasings="held_out"``) and held-out images (t
 tiles), so that neither a wording nor a photo was seen in training.
 """
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.edits import EDITS
 from pix2pix_tf.metrics import per_image_metrics
+from pix2pix_tf.tasks.instruct.edits import EDITS
 
 #: Mean L1 (images in [0, 1]) under which two edits' targets count as the same.
 TIE_TOLERANCE = 0.02
@@ -35,7 +37,7 @@ def test_crops(photos, crop):
 
 def edit_targets(images, edits):
     """``(K, N, H, W, 3)`` targets in [0, 1] of every edit for images in [0, 1]."""
-    return np.stack([np.clip(e.target(tf.constant(images)).numpy(), 0.0, 1.0) for e in edits])
+    return np.stack([np.clip(e.function(tf.constant(images)).numpy(), 0.0, 1.0) for e in edits])
 
 
 def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", batch_size=64,
@@ -155,3 +157,65 @@ def edit_grid(result, path, title="instruction | input | output | target"):
                [e[3] * 2 - 1 for e in examples]]
     return image_grid(columns, ["input", "output", "target"], path, title=title, cell=2.2,
                       row_labels=[e[1] for e in examples])
+
+
+def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_out",
+                    inference_mode=None):
+    """Scores editors ``models`` (``{name: model}``, the first is "the" model) on held-out
+    photos of ``data`` with ``phrasings`` of the registered edits, beside chance, copying the
+    input and the model with an empty instruction; writes a confusion matrix, an edit grid and
+    ``metrics.json`` into ``output``. Returns the rows ``[(label, result)]``."""
+    from pix2pix_tf.tasks.instruct.data import EDITS_DATA, load_images
+    from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
+
+    data = data or EDITS_DATA
+    if not (data == EDITS_DATA or data.startswith(EDITS_DATA + ":")):
+        raise ValueError("instruction accuracy is measured on the registered edits: give --data "
+                         "edits or edits:PHOTOS (a folder of photos, never used in training).")
+    model = models["model"]
+    settings = model.training_config or {}
+    size, crop = settings.get("edit_size", 128), settings.get("crop_size", 64)
+    photos = load_images(data[len(EDITS_DATA) + 1:] or None, size=size, split=split)
+    images = test_crops(photos, crop)
+    rows = []
+    for name, candidate in models.items():
+        if not isinstance(candidate, InstructPix2Pix):
+            raise ValueError(f"{name} is not an instruction editor.")
+        if inference_mode:
+            candidate.inference_mode = inference_mode
+        label = "model" if name == "model" else name
+        if not candidate.uses_text:
+            label += " (no text)"
+        print(f"scoring {label} on {len(images)} held-out images")
+        rows.append((label, evaluate_instructions(candidate, images, phrasings=phrasings)))
+    result = rows[0][1]
+
+    def empty(batch, texts):
+        x = batch * 2.0 - 1.0
+        out = model.generator({"image": x, "tokens": np.zeros((len(x), model.sequence_length),
+                                                              np.int32)}, training=False)
+        return (np.asarray(out) + 1.0) / 2.0
+
+    rows.append(("model, empty instruction", evaluate_instructions(
+        None, images, phrasings=phrasings, outputs_fn=empty)))
+    rows.append(("copy the input", evaluate_instructions(None, images, phrasings=phrasings,
+                                                          outputs_fn=copy_input)))
+    k = len(result["edits"])
+    text = instruction_table(rows, k)
+    info = (f"{len(images)} held-out {crop}x{crop} images ({data}, split {split}) x {k} "
+            f"edits x {phrasings} phrasings; {result['counted']} examples counted, "
+            f"{result['excluded']} excluded as ties (two edits' targets nearly equal)")
+    confusion_figure(result, output / "confusion.png")
+    edit_grid(result, output / "samples.png")
+    report = {"info": info, "results": {label: {key: r[key] for key in (
+        "accuracy", "counted", "excluded", "l1", "psnr", "ssim")} for label, r in rows},
+        "per_phrasing": result["per_phrasing"],
+        "confusion": {"edits": result["edits"], "counts": result["confusion"].tolist()}}
+    (output / "metrics.json").write_text(json.dumps(report, indent=2))
+    print(info)
+    print(text)
+    worst = sorted(result["per_phrasing"].items(), key=lambda item: item[1])[:3]
+    print("hardest phrasings: " + ", ".join(f"{p!r} {a:.2f}" for p, a in worst))
+    print(f"confusion matrix: {output / 'confusion.png'}, grid: {output / 'samples.png'}, "
+          f"numbers: {output / 'metrics.json'}")
+    return rows

@@ -5,8 +5,8 @@ forward pass. It is pix2pix with the instruction as a second condition (see
 shared/docs/INSTRUCT.md for the precedents):
 
 - the generator is the U-Net with FiLM conditioning from the instruction's embedding at every
-  encoder and decoder block (:func:`pix2pix_tf.networks.unet_generator` with
-  ``vocabulary_size``), zero-initialised, so it starts as plain pix2pix;
+  encoder and decoder block (:func:`pix2pix_tf.networks.unet_generator` with the
+  text hook, :class:`pix2pix_tf.tasks.instruct.text.TextConditioning`), zero-initialised, so it starts as plain pix2pix;
 - the discriminator is matching-aware (Reed et al., 2016): it sees input, output and instruction,
   and a *real* target paired with a *wrong* instruction is labelled fake, so it judges both
   realism and whether the image does what was asked. Its loss, per example, is
@@ -22,8 +22,9 @@ instruction means "no edit guidance" (``edit(..., allow_empty=True)`` shows what
 then); ``instruction_dropout=1`` trains the no-text baseline, which never sees an instruction.
 
 Batches are ``({"image": (b, H, W, C) in [-1, 1], "instruction": (b,) strings}, target)``; the
-vocabulary (:class:`pix2pix_tf.text.Vocabulary`, or a pretrained encoder's
-:class:`pix2pix_tf.pretrained_text.WordPieceVocabulary` with ``text_encoder``) turns strings into
+vocabulary (:class:`~pix2pix_tf.tasks.instruct.vocabulary.WordVocabulary`, or a pretrained
+encoder's :class:`~pix2pix_tf.tasks.instruct.pretrained_text.WordPieceVocabulary` with
+``text_encoder``) turns strings into
 the networks' ``"tokens"`` input and travels inside the saved ``.keras``, which loads with
 ``safe_mode=True``.
 """
@@ -36,14 +37,9 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.networks import IMAGE, build_discriminator, build_generator
-from pix2pix_tf.text import (
-    INSTRUCTION,
-    PAD,
-    TOKENS,
-    SubwordEmbedding,
-    make_vocabulary,
-    spelling_options,
-)
+from pix2pix_tf.networks.tiled import translate
+from pix2pix_tf.tasks.instruct.text import SubwordEmbedding, build_text
+from pix2pix_tf.tasks.instruct.vocabulary import INSTRUCTION, PAD, TOKENS
 
 #: The optional data field naming each example's edit (an int), for choosing wrong instructions.
 EDIT = "edit"
@@ -105,6 +101,8 @@ class InstructPix2Pix(Pix2Pix):
         offered: the single-pass step has no matching-aware term.
     """
 
+    task_name = "instruct"
+
     def __init__(self, generator=None, discriminator=None, *, vocabulary=None,
                  sequence_length=24, text_encoder=None, text_encoder_trainable=False,
                  text_dim=64, instruction_dropout=0.05, word_dropout=0.1, subword_buckets=16384,
@@ -122,34 +120,28 @@ class InstructPix2Pix(Pix2Pix):
             raise ValueError("InstructPix2Pix trains with the reference step order "
                              "(g_sees_updated_d=True): the single-pass step has no "
                              "matching-aware discriminator term.")
-        backbone = None
-        if vocabulary is None:
-            if text_encoder is None:
-                raise ValueError("InstructPix2Pix needs a vocabulary (the built-in encoder's "
-                                 "words) or a pretrained text_encoder preset.")
-            if generator is not None:
-                raise ValueError("give a generator with its vocabulary: text_encoder alone "
-                                 "builds the default networks.")
-            from pix2pix_tf.pretrained_text import load_text_encoder
-
-            vocabulary, backbone = load_text_encoder(text_encoder, sequence_length)
-        self.vocabulary = make_vocabulary(vocabulary, sequence_length)
-        text = dict(vocabulary_size=self.vocabulary.size, sequence_length=sequence_length,
-                    text_dim=text_dim)
-        if backbone is None and (generator is None or discriminator is None):
-            text.update(spelling_options(self.vocabulary.words, subword_buckets))
+        if vocabulary is None and text_encoder is not None and generator is not None:
+            raise ValueError("give a generator with its vocabulary: text_encoder alone "
+                             "builds the default networks.")
+        if vocabulary is None and text_encoder is None:
+            raise ValueError("InstructPix2Pix needs a vocabulary (the built-in encoder's "
+                             "words) or a pretrained text_encoder preset.")
+        text = build_text(sequence_length=sequence_length, vocabulary=vocabulary,
+                          text_encoder=text_encoder, subword_buckets=subword_buckets,
+                          text_dim=text_dim, text_encoder_trainable=text_encoder_trainable)
+        self.vocabulary = text.vocabulary
         if generator is None:
             generator = build_generator("unet_256", input_channels, output_channels,
                                         inference_mode=inference_mode, seed=seed,
-                                        text_backbone=backbone,
-                                        text_backbone_trainable=text_encoder_trainable, **text)
+                                        conditioning=text.generator_conditioning())
         if discriminator is None and lambda_gan > 0:
             discriminator = build_discriminator(
                 "patchgan", generator.input_channels, generator.output_channels,
-                conditional=True, seed=None if seed is None else seed + 1, **text)
+                conditional=True, seed=None if seed is None else seed + 1,
+                conditioning=text.discriminator_conditioning())
         if TOKENS not in generator.condition_inputs:
             raise ValueError(f"InstructPix2Pix needs a generator with a {TOKENS!r} input (e.g. "
-                             "unet_generator(vocabulary_size=...)); got inputs "
+                             "the task's text hook); got inputs "
                              f"{generator.input_names}.")
         length = generator.condition_inputs[TOKENS].shape[-1]
         if length != sequence_length:
@@ -268,8 +260,6 @@ class InstructPix2Pix(Pix2Pix):
         Raises ``TypeError`` / ``ValueError`` with the fix for non-string, empty (unless
         ``allow_empty``) or too-long instructions and for images of the wrong channel count.
         """
-        from pix2pix_tf.inference import translate
-
         single = not isinstance(images, (list, tuple)) and np.ndim(images) == 3
         batch = [images] if single else list(images)
         if isinstance(instructions, (str, bytes)):

@@ -1,0 +1,48 @@
+"""Options declared once: a dataclass field with its help text, command-line group and allowed
+values. The shared training options (:class:`pix2pix_tf.config.TrainConfig`) and every task's
+own (``Task.Options``) are declared this way, and the command line derives its flags from them.
+"""
+
+import dataclasses
+from dataclasses import field
+
+
+def option(default, help, group="outputs", choices=None, cli=True):
+    """A config field with its help text, command-line group and allowed values (a tuple, or a
+    function returning one for tables that can grow)."""
+    kwargs = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**kwargs, metadata={"help": help, "group": group, "choices": choices,
+                                     "cli": cli})
+
+
+def choices_of(f):
+    """The allowed values of option field ``f`` (None: any)."""
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
+
+
+def check_choices(options):
+    """Raises ``ValueError`` for a field of dataclass instance ``options`` whose value is not
+    among its allowed ones."""
+    for f in dataclasses.fields(options):
+        allowed = choices_of(f)
+        value = getattr(options, f.name)
+        if allowed is not None and value is not None and value not in allowed:
+            raise ValueError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got "
+                             f"{value!r}.")
+
+
+def flag(name):
+    """The command-line flag of option ``name``: ``text_dim`` -> ``--text-dim``."""
+    return "--" + name.replace("_", "-")
+
+
+def defaults(options_class):
+    """``{name: default}`` of a dataclass's fields."""
+    values = {}
+    for f in dataclasses.fields(options_class):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return values

@@ -1,0 +1,234 @@
+"""Instructions as token ids: the vocabulary contract, and the built-in word vocabulary.
+
+Strings never enter a network. A :class:`Vocabulary` turns instructions into fixed-length int32
+token ids (0 = padding) in TensorFlow ops (so a SavedModel can take strings), and in plain Python
+(:meth:`Vocabulary.ids_in_python`, what a TFLite or ONNX client does with the file
+:meth:`Vocabulary.write` puts beside the model). Networks take the ids as an input named
+``"tokens"``. Two vocabularies keep this contract:
+
+- :class:`WordVocabulary`, the built-in encoder's: whole words after lower-casing and stripping
+  punctuation (``keras.layers.TextVectorization``), 1 = an unknown word;
+- :class:`pix2pix_tf.tasks.instruct.pretrained_text.WordPieceVocabulary`, a pretrained
+  encoder's WordPiece pieces between start and end tokens.
+
+:func:`pix2pix_tf.tasks.instruct.text.make_vocabulary` rebuilds either from the ``spec`` saved
+in a model's config; :func:`pix2pix_tf.tasks.instruct.text.read_vocabulary` either from its file.
+"""
+
+import collections
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pix2pix_tf.rundir import write_atomically
+
+#: The name of the token-ids input of conditioned networks.
+TOKENS = "tokens"
+#: The name of the instruction-string field of data and models.
+INSTRUCTION = "instruction"
+#: Token ids reserved by TextVectorization: padding and out-of-vocabulary words.
+PAD, UNKNOWN = 0, 1
+
+_PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
+
+
+def words(instruction):
+    """The words TextVectorization's 'lower_and_strip_punctuation' + whitespace split makes of
+    an instruction, in Python (for vocabularies and for checks with messages)."""
+    return _PUNCTUATION.sub("", instruction.lower()).split()
+
+
+def build_vocabulary(instructions, max_words=None, extra=()):
+    """The words of ``instructions``, most frequent first (ties alphabetical), at most
+    ``max_words``, then the words of ``extra`` they lack (e.g. :func:`english_words`, for an
+    encoder that reads spelling): a vocabulary for :class:`Vocabulary`."""
+    counts = collections.Counter(w for text in instructions for w in words(text))
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
+    ranked = ranked[:max_words] if max_words else ranked
+    known = set(ranked)
+    return ranked + [w for w in dict.fromkeys(extra) if w not in known]
+
+
+#: ``extra`` word lists of :func:`build_vocabulary` by name (``--extra-words``).
+WORD_LISTS = ("english", "none")
+
+
+def english_words():
+    """The bundled list of the 30,000 most frequent lowercase English words (wordfreq; see
+    ``pix2pix_tf/tasks/instruct/english_words.txt``), most frequent first."""
+    path = Path(__file__).parent / "english_words.txt"
+    return [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+
+
+def word_list(name):
+    """The words a :data:`WORD_LISTS` name stands for."""
+    if name not in WORD_LISTS:
+        raise ValueError(f"Unknown word list {name!r}; choose one of {', '.join(WORD_LISTS)}.")
+    return english_words() if name == "english" else []
+
+
+def check_instructions(instructions, sequence_length, allow_empty=False, count=None,
+                       unit="words"):
+    """Validates a batch of instructions given by a person; returns them as a list of str.
+
+    Raises ``TypeError`` for a non-string and ``ValueError`` for an empty instruction (unless
+    ``allow_empty``) or one longer than ``sequence_length``, naming it and the fix. ``count``
+    gives the positions an instruction takes (default: its :func:`words`; 0 means empty),
+    ``unit`` what they are called in the message.
+    """
+    count = count or (lambda text: len(words(text)))
+    if isinstance(instructions, (str, bytes)):
+        instructions = [instructions]
+    checked = []
+    for i, text in enumerate(instructions):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not isinstance(text, str):
+            raise TypeError(f"instruction {i} is a {type(text).__name__} ({text!r}); "
+                            "instructions are text, e.g. \"make it sepia\".")
+        n = count(text)
+        if n == 0 and not allow_empty:
+            raise ValueError(f"instruction {i} is empty ({text!r}): say what to do, e.g. "
+                             "\"make it black and white\". (allow_empty=True gives the model's "
+                             "output without edit guidance.)")
+        if n > sequence_length:
+            raise ValueError(f"instruction {i} has {n} {unit}, more than this model's "
+                             f"sequence length of {sequence_length}: {text[:80]!r}. Shorten it, "
+                             "or train a model with a longer --sequence-length.")
+        checked.append(text)
+    return checked
+
+
+def padded_to_length(ids, sequence_length, unit):
+    """``(batch, longest)`` token ids padded to ``(batch, sequence_length)``; in TensorFlow ops,
+    an ``InvalidArgumentError`` (naming ``unit``, e.g. "words") where ``longest`` is longer."""
+    import tensorflow as tf
+
+    length = tf.shape(ids)[1]
+    check = tf.debugging.assert_less_equal(
+        length, sequence_length,
+        message=f"an instruction has more {unit} than the model's sequence length of "
+                f"{sequence_length}; shorten it")
+    with tf.control_dependencies([check]):
+        ids = tf.pad(ids, [[0, 0], [0, sequence_length - length]])
+    return tf.ensure_shape(ids, [None, sequence_length])
+
+
+class Vocabulary:
+    """The contract every vocabulary keeps (instructions -> ``(batch, sequence_length)`` int32
+    ids, 0 = padding). Longer instructions are an error, never silently cut: eagerly a
+    ``ValueError`` naming the instruction, in a graph an ``InvalidArgumentError`` with the same
+    advice. An empty instruction is padding only ("no edit guidance").
+
+    Subclasses set ``words`` (id order, as written to files), ``sequence_length``, ``unknown``
+    (the id word dropout substitutes) and ``special_ids`` (ids never dropped), and implement
+    :attr:`size`, :attr:`spec`, :meth:`ids_of`, :meth:`count`, :meth:`ids_in_python`,
+    :meth:`write` and :meth:`read`.
+    """
+
+    #: Words (or pieces) in id order; ``sequence_length``: ids per instruction.
+    words, sequence_length = (), 0
+    #: Token id that word dropout substitutes; ids never dropped (start / end tokens).
+    unknown, special_ids = UNKNOWN, ()
+    #: What an instruction's positions are called in messages.
+    unit = "words"
+
+    @property
+    def size(self):
+        """Number of token ids (the networks' embedding rows)."""
+        raise NotImplementedError
+
+    @property
+    def spec(self):
+        """JSON-able description that ``make_vocabulary`` rebuilds this from (saved in model
+        configs)."""
+        raise NotImplementedError
+
+    def count(self, instruction):
+        """Positions ``instruction`` takes (0: empty)."""
+        return len(words(instruction))
+
+    def check(self, instructions, allow_empty=False):
+        """:func:`check_instructions` for this vocabulary."""
+        return check_instructions(instructions, self.sequence_length, allow_empty,
+                                  count=self.count, unit=self.unit)
+
+    def ids_of(self, instructions):
+        """Token ids of a batch of instruction strings, in TensorFlow ops (graphs too)."""
+        raise NotImplementedError
+
+    def encode(self, instructions, allow_empty=False):
+        """NumPy token ids of instructions checked with :meth:`check`."""
+        return self.ids_of(self.check(instructions, allow_empty)).numpy()
+
+    def ids_in_python(self, instruction):
+        """Token ids of one instruction without TensorFlow."""
+        raise NotImplementedError
+
+    def write(self, path):
+        """Writes the file a TFLite / ONNX client tokenizes with."""
+        raise NotImplementedError
+
+
+class WordVocabulary(Vocabulary):
+    """The built-in encoder's vocabulary: whole words, by ``keras.layers.TextVectorization``.
+
+    ``vocabulary``: the known words (ids 2, 3, ... in that order). Longer instructions are an
+    error, never silently cut: eagerly a ``ValueError`` naming the instruction, in a graph an
+    ``InvalidArgumentError`` with the same advice.
+    """
+
+    def __init__(self, vocabulary, sequence_length):
+        self.words = [str(w) for w in vocabulary]
+        self.sequence_length = int(sequence_length)
+        if not self.words:
+            raise ValueError("a vocabulary needs at least one word.")
+        if self.sequence_length < 1:
+            raise ValueError(f"sequence_length must be >= 1, got {sequence_length}.")
+        self.layer = keras.layers.TextVectorization(
+            standardize="lower_and_strip_punctuation", split="whitespace",
+            vocabulary=self.words, output_mode="int", output_sequence_length=None,
+            name="instruction_vectorizer")
+
+    @property
+    def size(self):
+        """Number of token ids, padding and unknown included."""
+        return len(self.words) + 2
+
+    @property
+    def spec(self):
+        """What :func:`make_vocabulary` rebuilds this from (saved in model configs)."""
+        return list(self.words)
+
+    def ids_of(self, instructions):
+        """Token ids of a batch of instruction strings (a 1-D string tensor or list)."""
+        import tensorflow as tf
+
+        strings = tf.reshape(tf.convert_to_tensor(instructions, tf.string), [-1])
+        ids = tf.cast(self.layer(strings), tf.int32)  # (batch, longest)
+        return padded_to_length(ids, self.sequence_length, "words")
+
+    def write(self, path):
+        """Writes the vocabulary, one word per line in id order from id 2 (ids 0 and 1 are
+        padding and unknown words), with the sequence length in a comment line first."""
+        text = (f"# pix2pix_tf vocabulary: ids 0 = padding, 1 = unknown word, then one word per "
+                f"line from id 2; sequence_length {self.sequence_length}\n"
+                + "".join(w + "\n" for w in self.words))
+        write_atomically(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+
+    @classmethod
+    def read(cls, path):
+        """The vocabulary :meth:`write` wrote."""
+        lines = open(path, encoding="utf-8").read().splitlines()
+        length = int(lines[0].rsplit(" ", 1)[1])
+        return cls(lines[1:], length)
+
+    def ids_in_python(self, instruction):
+        """Token ids of one instruction without TensorFlow (what a TFLite or ONNX client does
+        with the written vocabulary)."""
+        index = {w: i + 2 for i, w in enumerate(self.words)}
+        ids = [index.get(w, UNKNOWN) for w in words(instruction)][: self.sequence_length]
+        return np.array(ids + [PAD] * (self.sequence_length - len(ids)), np.int32)
