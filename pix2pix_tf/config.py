@@ -26,7 +26,7 @@ from pix2pix_tf.distribute import STRATEGIES
 from pix2pix_tf.errors import OptionError
 from pix2pix_tf.layers import INFERENCE_MODES, NORMS
 from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
-from pix2pix_tf.options import check_choices, choices_of, flag, option  # noqa: F401
+from pix2pix_tf.options import check_choices, flag, option
 from pix2pix_tf.tasks import TASKS, get_task
 from pix2pix_tf.tasks.base import owner_of_option
 

@@ -62,7 +62,8 @@ def main(argv=None):
         return fail(f"{missing[0]}: no such model file.", EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
     from pix2pix_tf.inference import load_model, model_label
-    from pix2pix_tf.tasks import TASKS, task_of
+    from pix2pix_tf.tasks import task_of
+    from pix2pix_tf.tasks.base import refuse_other_tasks_arguments
 
     try:
         # A run's model.keras is named by its run folder, other files by their names.
@@ -72,9 +73,7 @@ def main(argv=None):
             names = ["model"] + list(args.compare)
         models = {name: load_model(p) for name, p in zip(names, paths)}
         task = task_of(models["model"])
-        given = [name for t in TASKS.values() for name in t.evaluate_options
-                 if getattr(args, name, None) is not None]
-        refuse_foreign_evaluate(task, given)
+        refuse_other_tasks_arguments(task, args, "evaluate", args.model)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     if args.output:
@@ -92,16 +91,6 @@ def main(argv=None):
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     return EXIT_OK
-
-
-def refuse_foreign_evaluate(task, given):
-    from pix2pix_tf.tasks import TASKS
-
-    for name in given:
-        if name not in task.evaluate_options:
-            owner = next(t for t in TASKS.values() if name in t.evaluate_options)
-            raise ValueError(f"--{name.replace('_', '-')} applies to {owner.name} models; "
-                             f"this is a {task.name} model.")
 
 
 if __name__ == "__main__":

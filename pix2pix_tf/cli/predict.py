@@ -56,16 +56,13 @@ def main(argv=None):
     from pix2pix_tf.data.files import DataError
     from pix2pix_tf.inference import load_model, read_image, write_image
     from pix2pix_tf.networks import as_generator
-    from pix2pix_tf.tasks import TASKS, task_of
+    from pix2pix_tf.tasks import task_of
+    from pix2pix_tf.tasks.base import refuse_other_tasks_arguments
 
     try:
         model = load_model(args.model)
         task = task_of(model)
-        for other in TASKS.values():  # another task's options are refused, never ignored
-            for name in other.predict_options:
-                if other is not task and getattr(args, name, None) is not None:
-                    raise ValueError(f"--{name.replace('_', '-')} applies to {other.name} "
-                                     f"models; {args.model} is a {task.name} model.")
+        refuse_other_tasks_arguments(task, args, "predict", args.model)
         if args.inference_mode:
             model.inference_mode = args.inference_mode
         run = task.predictor(model, args)

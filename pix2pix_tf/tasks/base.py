@@ -259,10 +259,13 @@ def owner_of_option(name):
     return next((t for t in TASKS.values() if name in t.option_names()), None)
 
 
-def refuse_foreign(task, given, what="option"):
-    """Raises :class:`OptionError` for ``given`` option names that belong to another task."""
-    for name in given:
-        owner = owner_of_option(name)
-        if owner is not None and owner is not task:
-            raise OptionError(f"{flag(name)} applies to --task {owner.name} (an {what} of that "
-                              f"task), not to --task {task.name}.")
+def refuse_other_tasks_arguments(task, args, kind, model):
+    """Raises ``ValueError`` for a command-line option (``kind``: 'predict' or 'evaluate') that
+    another task added and ``args`` sets, for ``model``, a ``task`` model: refused, not ignored."""
+    for other in TASKS.values():
+        if other is task:
+            continue
+        for name in getattr(other, f"{kind}_options"):
+            if getattr(args, name, None) is not None:
+                raise ValueError(f"{flag(name)} applies to {other.name} models; {model} is a "
+                                 f"{task.name} model.")
