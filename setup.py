@@ -11,7 +11,8 @@ setup(
     # the bundled demo dataset (map -> satellite tiles, ~5 MB) and its attribution; the English
     # words the instruction editor's text encoder can read by spelling (240 KB, from wordfreq)
     package_data={"pix2pix_tf.data": ["demo/*/*.jpg", "demo/ATTRIBUTION.txt"],
-                  "pix2pix_tf.tasks.instruct": ["english_words.txt"]},
+                  "pix2pix_tf.tasks.instruct": ["english_words.txt"],
+                  "pix2pix_tf.exporters": ["page/*.html", "page/*.js", "page/*.css"]},
     python_requires=">=3.10",
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
@@ -41,7 +42,9 @@ setup(
         # nbclient + ipykernel execute the tutorial notebook in the tests; ruff lints (pyproject.toml)
         # datasets: the instruction editor's Hugging Face sources are tested against the real package
         # import-linter checks the import layers (.importlinter) in CI
+        # playwright drives the system's Chromium in the web page's tests (never its own
+        # browser download: .ci/run installs Debian's chromium)
         "dev": ["pytest>=7", "ruff", "import-linter", "dill", "importlib_resources",
-                "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets"],
+                "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets", "playwright"],
     },
 )

@@ -14,12 +14,17 @@ EXAMPLES = """examples:
   python -m pix2pix_tf.export runs/quick/model.keras --saved-model --output exports/maps
   python -m pix2pix_tf.export m.keras --tflite float16 int8 --calibration-data demo --size 256
   python -m pix2pix_tf.export m.keras --onnx --test-data ~/pairs
+  python -m pix2pix_tf.export m.keras --web --serve                  # a page, opened locally
+  python -m pix2pix_tf.export m.keras --web --web-runtime download   # a page that works offline
 
 With no model, the newest runs/*/model.keras is exported. Full-int8 TFLite is calibrated on
 --calibration-data, else on the training data recorded in the model; each artifact is reloaded
 in its own runtime (SavedModel loader, LiteRT interpreter, onnxruntime) and compared with Keras
 on real test images: max |diff|, PSNR against Keras, the PSNR change against the targets
-(quantised models), file size and latency.
+(quantised models), file size and latency. --web writes OUTPUT/web/, a static page that runs
+the model in the browser (onnxruntime-web); --web-runtime says where the page's runtime comes
+from: 'cdn' (loaded from the internet when the page opens), 'download' (fetched once from the
+npm registry, checked and kept beside the page) or a local onnxruntime-web folder or tarball.
 exit codes: 0 done, 1 error, 2 bad input
 """
 
@@ -36,6 +41,16 @@ def parser():
     p.add_argument("--tflite", nargs="*", choices=TFLITE_TYPES,
                    help=f"TFLite variants (no value: all of {', '.join(TFLITE_TYPES)})")
     p.add_argument("--onnx", action="store_true", help="ONNX")
+    p.add_argument("--web", action="store_true",
+                   help="a static web page that runs the model in the browser (OUTPUT/web)")
+    p.add_argument("--web-runtime", default="cdn", metavar="cdn|download|PATH",
+                   help="where the page's onnxruntime-web comes from (see below)")
+    p.add_argument("--web-weights", choices=["float16", "float32"], default="float16",
+                   help="how the page's model stores its weights (float16: half the download, "
+                        "the same float32 arithmetic)")
+    p.add_argument("--serve", action="store_true",
+                   help="after --web, serve the page on 127.0.0.1 until Ctrl-C")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve")
     p.add_argument("--output", help="output folder (default exports/<run name>)")
     p.add_argument("--name", default="pix2pix", help="model name in the TF Serving layout")
     p.add_argument("--version", type=int, default=None,
@@ -78,9 +93,11 @@ def main(argv=None):
     from pix2pix_tf.networks import as_generator
     from pix2pix_tf.tasks import task_of
 
+    if args.serve and not args.web:
+        return fail("--serve serves the page of --web: add --web.", EXIT_BAD_INPUT)
     if args.model is None:
         print(f"exporting {model_path} (the newest run's model)")
-    everything = not (args.saved_model or args.onnx or args.tflite is not None)
+    everything = not (args.saved_model or args.onnx or args.web or args.tflite is not None)
     tflite = TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
     try:
         model = load_model(model_path)
@@ -119,7 +136,9 @@ def main(argv=None):
         mode = args.inference_mode or (
             "deterministic" if model.inference_mode == "paper" else model.inference_mode)
         reports = export_model(model, output, saved_model=everything or args.saved_model,
-                               tflite=tflite, onnx=everything or args.onnx, name=args.name,
+                               tflite=tflite, onnx=everything or args.onnx, web=args.web,
+                               web_runtime=args.web_runtime, web_weights=args.web_weights,
+                               name=args.name,
                                version=args.version, image_size=size,
                                inference_mode=mode, calibration=calibration,
                                test_images=None if examples is None else examples.images,
@@ -134,6 +153,12 @@ def main(argv=None):
         print(f"verified on {len(examples.images)} images from {examples.source}; Keras "
               f"{keras_row.latency_ms:.1f} ms/image{psnr}")
     print(f"artifacts in {output}")
+    if args.web:
+        from pix2pix_tf.cli.serve import serve
+
+        print(f"web page in {output / 'web'}: python -m pix2pix_tf.serve {output / 'web'}")
+        if args.serve:
+            return serve(output / "web", args.port)
     return EXIT_OK
 
 

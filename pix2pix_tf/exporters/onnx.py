@@ -1,5 +1,19 @@
 """ONNX via tf2onnx (opset ``ONNX_OPSET``), dynamic batch, height and width, checked with
-``onnx.checker`` and run with onnxruntime."""
+``onnx.checker`` and run with onnxruntime.
+
+The conversion sees the weights as inputs, not constants: the generator is traced through
+``stateless_call`` with one input per variable, tf2onnx converts that small graph, and the
+weights are then written into the ONNX file as initializers (the inputs they stood for are
+removed). Converting a graph whose constants are the weights made TensorFlow's graph freezing,
+Grappler and tf2onnx's optimisers copy them again and again: the paper's unet_256 (54 M
+parameters, 218 MB) peaked at 14.3 GB of memory and took 71 s here, more than a Colab runtime
+has; this way it takes about 2 GB and 8 s (benchmarks/NOTES.md, "The model in a web page").
+The runtime folds the transposes of the weights that the graph now carries once, when it
+loads the model.
+
+``weights="float16"`` stores the weights as float16 and casts them back to float32 when the
+model is loaded: half the file, the same float32 arithmetic and speed (the web page's default).
+"""
 
 import contextlib
 import logging
@@ -8,11 +22,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.exporters.common import condition_specs, matching, timed, translate_function
+from pix2pix_tf.exporters.common import ExportError, condition_specs, matching, timed
 from pix2pix_tf.inference import inference_mode as mode_of
-from pix2pix_tf.networks import as_generator
+from pix2pix_tf.networks import IMAGE, as_generator
 
 ONNX_OPSET = 17
+#: How an ONNX file stores its weights (``weights=``).
+WEIGHT_TYPES = ("float32", "float16")
+#: float32 initializers with fewer elements than this stay float32 (biases, norm scales: too
+#: small to matter for the size, and the most sensitive to rounding).
+FLOAT16_MIN_ELEMENTS = 1024
 
 
 class _TableCollectionWarning(logging.Filter):
@@ -35,17 +54,84 @@ def _quiet_table_warning():
         logger.removeFilter(quiet)
 
 
-def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic"):
-    """Writes the generator as ONNX; the model is left as it was."""
+def _weightless_function(generator, image_spec):
+    """The generator as a ``tf.function`` of (images, its other inputs..., its weights...), and
+    ``{weight input name: value}``."""
+    conditions = condition_specs(generator)
+    trainable, fixed = generator.trainable_variables, generator.non_trainable_variables
+    variables = list(trainable) + list(fixed)
+    weight_specs = [tf.TensorSpec(v.shape, v.dtype, name=f"weight_{i}")
+                    for i, v in enumerate(variables)]
+
+    def translate(image, *rest):
+        extra, weights = rest[:len(conditions)], list(rest[len(conditions):])
+        named = {s.name: t for s, t in zip(conditions, extra)}
+        inputs = image if not named else {IMAGE: image, **named}
+        output, _ = generator.stateless_call(weights[:len(trainable)], weights[len(trainable):],
+                                             inputs, training=False)
+        return {"output": output}
+
+    signature = [image_spec, *conditions, *weight_specs]
+    values = {s.name: np.asarray(v.numpy()) for s, v in zip(weight_specs, variables)}
+    return tf.function(translate, input_signature=signature), signature, values
+
+
+def _weights_into_initializers(proto, values):
+    """Turns the graph inputs that stand for weights into initializers holding ``values``."""
+    from onnx import numpy_helper
+
+    used = {name for node in proto.graph.node for name in node.input}
+    inputs = [i for i in proto.graph.input if i.name not in values]
+    proto.graph.initializer.extend(numpy_helper.from_array(values[i.name], i.name)
+                                   for i in proto.graph.input
+                                   if i.name in values and i.name in used)
+    del proto.graph.input[:]
+    proto.graph.input.extend(inputs)
+
+
+def store_float16(proto, min_elements=FLOAT16_MIN_ELEMENTS):
+    """Stores the float32 initializers of at least ``min_elements`` elements as float16, each
+    cast back to float32 by a ``Cast`` node under its old name (which the runtime folds at load).
+    Returns the number of initializers converted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts, kept, converted = [], [], 0
+    for tensor in proto.graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT and np.prod(tensor.dims) >= min_elements:
+            value = numpy_helper.to_array(tensor).astype(np.float16)
+            kept.append(numpy_helper.from_array(value, tensor.name + "_float16"))
+            casts.append(helper.make_node("Cast", [tensor.name + "_float16"], [tensor.name],
+                                          to=TensorProto.FLOAT, name=tensor.name + "_cast"))
+            converted += 1
+        else:
+            kept.append(tensor)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    nodes = casts + list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return converted
+
+
+def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic",
+                weights="float32"):
+    """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`); the model is
+    left as it was."""
     import onnx
     import tf2onnx
 
+    if weights not in WEIGHT_TYPES:
+        raise ExportError(f"weights must be one of {', '.join(WEIGHT_TYPES)}, got {weights!r}.")
     with mode_of(as_generator(model), inference_mode) as generator, _quiet_table_warning():
         spec = tf.TensorSpec([None, None, None, generator.input_channels], tf.float32,
                              name="images")
-        function = translate_function(generator, spec)
-        proto, _ = tf2onnx.convert.from_function(
-            function, input_signature=[spec, *condition_specs(generator)], opset=opset)
+        function, signature, values = _weightless_function(generator, spec)
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature,
+                                                 opset=opset)
+    _weights_into_initializers(proto, values)
+    del values
+    if weights == "float16":
+        store_float16(proto)
     for key, value in (metadata or {}).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
@@ -58,7 +144,10 @@ def run_onnx(path, images, conditions=None):
     inputs, one row per image); returns (outputs, ms per image)."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # no warnings about initializers it folds away
+    session = onnxruntime.InferenceSession(str(path), options,
+                                           providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     extra = matching(names[1:], conditions)
 

@@ -12,6 +12,7 @@ from pix2pix_tf.exporters.onnx import ONNX_OPSET, export_onnx, run_onnx
 from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
+from pix2pix_tf.exporters.web import export_web
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.layers import INFERENCE_MODES
 from pix2pix_tf.networks import IMAGE, as_generator
@@ -43,6 +44,8 @@ class Job:
     inference_mode: str
     calibration: object
     metadata: dict
+    web_runtime: str = "cdn"
+    web_weights: str = "float16"
 
 
 def _tflite_target(kind):
@@ -67,6 +70,13 @@ TARGETS = {
             model, out / f"{job.name}.onnx", inference_mode=job.inference_mode,
             metadata={"pix2pix_tf": json.dumps(job.metadata, default=str)}),
         run_onnx),
+    "web": Target(
+        "web (onnx)",
+        lambda model, out, job: export_web(model, out / "web", runtime=job.web_runtime,
+                                           weights=job.web_weights,
+                                           inference_mode=job.inference_mode,
+                                           metadata=job.metadata),
+        run_onnx),  # the browser runs this same file (tests/test_web.py compares the two)
 }
 
 
@@ -80,13 +90,17 @@ def metadata(model, inference_mode):
 
 
 def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, onnx=True,
-                 name="pix2pix", version=None, image_size=(256, 256), inference_mode="deterministic",
+                 web=False, web_runtime="cdn", web_weights="float16", name="pix2pix",
+                 version=None, image_size=(256, 256), inference_mode="deterministic",
                  calibration=None, test_images=None, test_targets=None, test_conditions=None,
                  verbose=True):
     """Writes and verifies the requested artifacts. Returns a list of :class:`ArtifactReport`
     (the first row is Keras itself when there are test images).
 
     ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
+    ``web``: the static page folder ``output_dir/web/`` (:mod:`pix2pix_tf.exporters.web`;
+    ``web_runtime`` "cdn", "download" or a local onnxruntime-web copy, ``web_weights``
+    "float16" or "float32").
     ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
     ``test_conditions``: the model's other inputs for those images, by name, one row per image,
     as the model takes them (an editor's ``{"instruction": strings}``); the task turns them into
@@ -97,7 +111,7 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     if inference_mode not in INFERENCE_MODES:
         raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
     names = (["saved_model"] if saved_model else []) + [f"tflite_{k}" for k in tflite or ()] \
-        + (["onnx"] if onnx else [])
+        + (["onnx"] if onnx else []) + (["web"] if web else [])
     if inference_mode == "paper" and any(not TARGETS[n].stochastic_ok for n in names):
         raise ExportError("The paper's stochastic inference mode (dropout at test time) can only "
                           "be exported to the SavedModel: TFLite and ONNX cannot carry its random "
@@ -116,7 +130,7 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
         raise ExportError(f"--size {image_size[0]}x{image_size[1]} is not a multiple of the "
                           f"generator's size multiple {multiple}.")
     job = Job(name, version, tuple(image_size), inference_mode, calibration,
-              metadata(model, inference_mode))
+              metadata(model, inference_mode), web_runtime, web_weights)
     test_images = calibration if test_images is None else test_images
     unverified = "not verified: no test images"
     task = task_of(model)

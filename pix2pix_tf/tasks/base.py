@@ -184,6 +184,18 @@ class Task:
         """Writes the files a runtime needs beside the exported model; returns their paths."""
         return []
 
+    def web_page(self, model):
+        """What this task's web page needs beyond an image, JSON-able (merged into the page's
+        ``model.json``; :mod:`pix2pix_tf.exporters.web`). The base page takes an image only, so
+        a generator with other inputs has no page until its task says how the page fills them:
+        ``ValueError`` with the reason."""
+        generator = model.generator if hasattr(model, "generator") else model
+        if generator.condition_inputs:
+            raise ValueError(f"the {self.name} task has no web page: its generator also takes "
+                             f"{sorted(generator.condition_inputs)}, which the page cannot "
+                             "fill (a task provides them by implementing Task.web_page).")
+        return {}
+
 
 def saved_direction(model):
     """The direction a model was trained in, from its training config or its model card."""

@@ -25,7 +25,15 @@ from pix2pix_tf.tasks.instruct import data as _data  # noqa: F401  (registers it
 from pix2pix_tf.tasks.instruct.edits import EDITS, register_edit
 from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
 from pix2pix_tf.tasks.instruct.text import TEXT_CONDITIONING, build_text
-from pix2pix_tf.tasks.instruct.vocabulary import INSTRUCTION, TOKENS, WORD_LISTS
+from pix2pix_tf.tasks.instruct.vocabulary import (
+    INSTRUCTION,
+    PAD,
+    PUNCTUATION,
+    TOKENS,
+    UNKNOWN,
+    WORD_LISTS,
+    WordVocabulary,
+)
 
 G = "instruct"
 
@@ -183,6 +191,21 @@ class InstructTask(Task):
         path = directory / f"{name}_vocabulary.txt"
         model.vocabulary.write(path)
         return [path]
+
+    def web_page(self, model):
+        # The page tokenises as WordVocabulary does (lower-case, strip punctuation, split on
+        # whitespace, unknown words -> 1, pad with 0, refuse longer instructions).
+        vocabulary = model.vocabulary
+        if not isinstance(vocabulary, WordVocabulary):
+            raise ValueError("this editor's text encoder reads WordPiece pieces of a pretrained "
+                             "model, which the page cannot tokenise: use the SavedModel "
+                             "(python -m pix2pix_tf.export MODEL --saved-model takes "
+                             "instruction strings) or pix2pix_tf.edit in Python.")
+        return {"instruction": {"input": TOKENS, "words": list(vocabulary.words),
+                                "sequence_length": vocabulary.sequence_length,
+                                "pad": PAD, "unknown": UNKNOWN, "punctuation": PUNCTUATION,
+                                "uses_text": bool(model.uses_text)},
+                "strength": {"min": 0.0, "max": 2.0, "step": 0.05, "default": 1.0}}
 
 
 TASK = register_task(InstructTask())

@@ -31,7 +31,9 @@ INSTRUCTION = "instruction"
 #: Token ids reserved by TextVectorization: padding and out-of-vocabulary words.
 PAD, UNKNOWN = 0, 1
 
-_PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
+#: The characters TextVectorization's 'lower_and_strip_punctuation' removes (web pages too).
+PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
+_PUNCTUATION = re.compile("[" + re.escape(PUNCTUATION) + "]")
 
 
 def words(instruction):
