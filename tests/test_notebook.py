@@ -1,12 +1,14 @@
 """The tutorial notebook runs top to bottom (tiny settings, offline)."""
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "pix2pix.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "pix2pix.ipynb"
 
 
 def test_notebook_is_committed_without_outputs():
@@ -35,6 +37,9 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     monkeypatch.setenv("PIX2PIX_NOTEBOOK_PTH",
                        str(Path(__file__).parent / "fixtures" / "torch_unet" / "unet_zip.pth"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    runtime = Path(os.environ.get("PIX2PIX_TF_ORT_WEB") or ROOT / ".ci" / "node")
+    if runtime.is_dir():  # else the page loads the runtime from its CDN address
+        monkeypatch.setenv("PIX2PIX_NOTEBOOK_ORT_WEB", str(runtime))
     notebook = run_twice(NOTEBOOK, tmp_path)
     text = "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
                      for o in c.outputs)
@@ -44,6 +49,10 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "'name': 'unet_zip'" in text and "exported the converted model: tflite_float32, onnx" in text
     out = tmp_path / "notebook_outputs" / "pix2pix"
     assert (out / "pix2pix.keras").is_file()
+    assert "web page in" in text and "the page: http://127.0.0.1:" in text
+    assert (out / "exports" / "web" / "index.html").is_file()
+    assert any("IFrame" in str(o.get("data", {})) or "iframe" in str(o.get("data", {}))
+               for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     for version in ("1", "2"):  # "Run all" twice: the second export is the next version
         assert (out / "exports" / "saved_model" / "pix2pix" / version / "saved_model.pb").is_file()
     images = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs

@@ -409,3 +409,26 @@ def test_export_cli_web_options(translator, tmp_path, capsys):
                         "--output", str(tmp_path / "out")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert not (tmp_path / "out" / "web" / "model.onnx").exists()
+
+
+def test_onnx_normalisations_fuse_into_instance_norms(translator, tmp_path):
+    import onnx
+
+    from pix2pix_tf.exporters import export_onnx, run_onnx
+    from pix2pix_tf.layers import BatchNorm
+
+    model, _ = translator
+    norms = sum(isinstance(layer, BatchNorm) for layer in model.generator.layers)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 24, 40, 3)).astype("float32")
+    outputs = {}
+    for fuse in (False, True):
+        path = export_onnx(model, tmp_path / f"fuse{fuse}.onnx", fuse=fuse)
+        ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+        assert ops.count("InstanceNormalization") == (norms if fuse else 0)
+        assert ("GlobalAveragePool" in ops) == (not fuse)
+        outputs[fuse] = run_onnx(path, x)[0]
+    with inference_mode(model, "deterministic"):
+        expected = model.generator(x, training=False).numpy()
+    assert norms >= 2
+    np.testing.assert_allclose(outputs[True], expected, atol=2e-5)
+    np.testing.assert_allclose(outputs[True], outputs[False], atol=2e-5)

@@ -113,10 +113,69 @@ def store_float16(proto, min_elements=FLOAT16_MIN_ELEMENTS):
     return converted
 
 
+def _producers(proto):
+    return {name: node for node in proto.graph.node for name in node.output}
+
+
+def fuse_instance_norms(proto):
+    """Replaces each per-image normalisation (:class:`pix2pix_tf.layers.BatchNorm` at inference
+    in the 'paper' and 'deterministic' modes: about ten ONNX ops, two of them full-size
+    reductions) by one ``InstanceNormalization`` (the same function: per image and channel,
+    over height and width, then gamma and beta). Found by the names tf2onnx keeps
+    (``LAYER/moments/mean``, ``LAYER/add`` (epsilon), ``LAYER/mul_1`` (gamma), ``LAYER/add_1``
+    (beta)); a layer that does not match exactly is left as it is. Returns how many were fused.
+    The time it saves is in benchmarks/NOTES.md."""
+    from onnx import helper, numpy_helper
+
+    producers = _producers(proto)
+    initializers = {t.name: t for t in proto.graph.initializer}
+    replaced, fused = {}, 0
+    for node in list(proto.graph.node):
+        if node.op_type != "GlobalAveragePool" or not node.output[0].endswith("/moments/mean:0"):
+            continue
+        layer = node.output[0][:-len("moments/mean:0")]
+        parts = [producers.get(layer + name) for name in ("add:0", "mul_1:0", "add_1:0")]
+        if any(p is None for p in parts) or [p.op_type for p in parts] != ["Add", "Mul", "Add"]:
+            continue
+        add_eps, scale, shift = parts
+        eps = [i for i in add_eps.input if i in initializers]
+        gamma = [i for i in scale.input if i in initializers]
+        beta = [i for i in shift.input if i in initializers]
+        if not (len(eps) == len(gamma) == len(beta) == 1):
+            continue
+        epsilon = numpy_helper.to_array(initializers[eps[0]]).reshape(-1)
+        if epsilon.size != 1 or len(initializers[gamma[0]].dims) != 1:
+            continue
+        normalised = layer + "instance_norm:0"
+        replaced[shift.output[0]] = [
+            helper.make_node("InstanceNormalization", [node.input[0], gamma[0], beta[0]],
+                             [normalised], epsilon=float(epsilon[0]),
+                             name=layer + "instance_norm"),
+            helper.make_node("Transpose", [normalised], [shift.output[0]], perm=[0, 2, 3, 1],
+                             name=layer + "to_nhwc")]
+        fused += 1
+    nodes = []
+    for node in proto.graph.node:
+        nodes.extend(replaced.get(node.output[0], [node]) if node.output else [node])
+    # drop what no longer feeds the outputs
+    needed = {o.name for o in proto.graph.output}
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del proto.graph.node[:]
+    proto.graph.node.extend(reversed(kept))
+    unused = [t for t in proto.graph.initializer if t.name not in needed]
+    for tensor in unused:
+        proto.graph.initializer.remove(tensor)
+    return fused
+
+
 def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic",
-                weights="float32"):
-    """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`); the model is
-    left as it was."""
+                weights="float32", fuse=True):
+    """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`; ``fuse``:
+    :func:`fuse_instance_norms`); the model is left as it was."""
     import onnx
     import tf2onnx
 
@@ -130,6 +189,8 @@ def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="de
                                                  opset=opset)
     _weights_into_initializers(proto, values)
     del values
+    if fuse:
+        fuse_instance_norms(proto)
     if weights == "float16":
         store_float16(proto)
     for key, value in (metadata or {}).items():
