@@ -118,7 +118,7 @@ def time_page(browser, url, image, threads, warmup, runs):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runtime", required=True, help="a local onnxruntime-web copy")
+    p.add_argument("--runtime", default=".ci/node", help="a local onnxruntime-web copy")
     p.add_argument("--kinds", nargs="*", default=["quick", "unet_256"])
     p.add_argument("--model", help="a trained .keras file instead of random weights")
     p.add_argument("--baseline", action="store_true")

@@ -51,6 +51,11 @@ SCREENSHOTS = os.environ.get("PIX2PIX_TF_SCREENSHOTS")
 STATUS_DONE = r"/done in \d+ ms$|^error:/"
 
 
+def _runtime_present():
+    return any((RUNTIME / sub / RUNTIME_FILES[-1]).is_file()
+               for sub in ("dist", "node_modules/onnxruntime-web/dist", "."))
+
+
 def _missing():
     reasons = []
     try:
@@ -59,8 +64,7 @@ def _missing():
         reasons.append("Playwright for Python is not installed (pip install playwright)")
     if not Path(CHROMIUM).is_file():
         reasons.append(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    if not any((RUNTIME / sub / RUNTIME_FILES[-1]).is_file()
-               for sub in ("dist", "node_modules/onnxruntime-web/dist", ".")):
+    if not _runtime_present():
         reasons.append(f"no onnxruntime-web at {RUNTIME} (npm install --prefix .ci/node "
                        "onnxruntime-web@1.30.0, or set PIX2PIX_TF_ORT_WEB)")
     return reasons
@@ -432,3 +436,33 @@ def test_onnx_normalisations_fuse_into_instance_norms(translator, tmp_path):
     assert norms >= 2
     np.testing.assert_allclose(outputs[True], expected, atol=2e-5)
     np.testing.assert_allclose(outputs[True], outputs[False], atol=2e-5)
+
+
+def test_readme_browser_commands_run(translator, tmp_path, monkeypatch):
+    """The README's "In the browser" commands, with the npm registry replaced by the local
+    runtime copy: export writes the newest run's page, serve finds it."""
+    import re
+
+    from pix2pix_tf.cli import serve as serve_cli
+    from pix2pix_tf.exporters import web
+
+    if not _runtime_present():
+        pytest.skip(f"no onnxruntime-web at {RUNTIME}")
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## In the browser\n.*?```bash\n(.*?)```", text, re.S).group(1)
+    lines = [line.split("#")[0].split() for line in block.strip().splitlines()]
+    assert [line[:3] for line in lines] == [["python", "-m", "pix2pix_tf.export"],
+                                            ["python", "-m", "pix2pix_tf.serve"]]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "quick").mkdir(parents=True)
+    shutil.copy(translator[1], tmp_path / "runs" / "quick" / "model.keras")
+    monkeypatch.setattr(web, "download_runtime", lambda: RUNTIME)
+    assert export_main(lines[0][3:]) == 0
+    page = tmp_path / "exports" / "quick" / "web"
+    assert sorted(p.name for p in (page / "ort").iterdir()) == sorted(RUNTIME_FILES)
+    assert serve_cli.newest_page() == Path("exports/quick/web")
+    served_folders = []
+    monkeypatch.setattr(serve_cli, "serve", lambda folder, port, isolate: served_folders.append(
+        (Path(folder), port, isolate)) or 0)
+    assert serve_cli.main(lines[1][3:]) == 0
+    assert served_folders == [(Path("exports/quick/web"), 8000, True)]

@@ -160,7 +160,15 @@ def page_config(model, runtime_url, model_file="model.onnx"):
             "output_channels": generator.output_channels,
             "size_multiple": generator.size_multiple, "max_side": MAX_SIDE,
             "canvas_size": [side, side], "value_range": [-1, 1],
-            "title": trained.get("name") or getattr(model, "name", "pix2pix"), **extra}
+            "title": _title(trained), **extra}
+
+
+def _title(trained):
+    """The page's heading: the run's name and what it learned from."""
+    run = Path(trained["run_dir"]).name if trained.get("run_dir") else None
+    data = trained.get("data")
+    data = Path(data).name if isinstance(data, str) and data else None
+    return " · ".join(p for p in (run, data and f"trained on {data}") if p) or "pix2pix"
 
 
 def export_web(model, output_dir, runtime="cdn", weights="float16",
