@@ -19,12 +19,14 @@ import contextlib
 import logging
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf.exporters.common import ExportError, condition_specs, matching, timed
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import IMAGE, as_generator
+from pix2pix_tf.subpixel import replaceable
 
 ONNX_OPSET = 17
 #: How an ONNX file stores its weights (``weights=``).
@@ -157,31 +159,77 @@ def fuse_instance_norms(proto):
     nodes = []
     for node in proto.graph.node:
         nodes.extend(replaced.get(node.output[0], [node]) if node.output else [node])
-    # drop what no longer feeds the outputs
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    _drop_unused(proto)
+    return fused
+
+
+def static_up_convolutions(proto):
+    """Gives each 4x4, stride-2 ``ConvTranspose`` its 'same' padding as the static
+    ``pads=[1, 1, 1, 1]``. tf2onnx writes Keras' 'same' transposed convolution at a dynamic size
+    as the full (2H + 2) output, then a ``Slice`` and a ``Pad`` whose bounds about fifteen small
+    shape ops compute at every run; for this kernel and stride that crop is always one pixel on
+    each side. Call it only for generators whose transposed convolutions are all 4x4, stride-2,
+    'same' (:func:`pix2pix_tf.subpixel.replaceable`). Returns how many were rewritten."""
+    from onnx import helper
+
+    consumers = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    rewritten = 0
+    for node in proto.graph.node:
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "ConvTranspose" or attributes.get("strides") != [2, 2]
+                or attributes.get("kernel_shape") != [4, 4] or any(attributes.get("pads", []))
+                or "output_shape" in attributes or "output_padding" in attributes):
+            continue
+        users = consumers.get(node.output[0], [])
+        crops = [u for u in users if u.op_type == "Slice"]
+        if len(crops) != 1 or any(u.op_type not in ("Slice", "Shape") for u in users):
+            continue
+        after = consumers.get(crops[0].output[0], [])
+        end = after[0] if len(after) == 1 and after[0].op_type == "Pad" else crops[0]
+        for attribute in [a for a in node.attribute if a.name == "pads"]:
+            node.attribute.remove(attribute)
+        node.attribute.append(helper.make_attribute("pads", [1, 1, 1, 1]))
+        node.output[0] = end.output[0]  # the crop's consumers now read the padded result
+        end.output[0] = end.output[0] + "_unused"
+        rewritten += 1
+    _drop_unused(proto)
+    return rewritten
+
+
+def _drop_unused(proto):
+    """Removes the nodes and initializers that no longer feed the graph's outputs."""
     needed = {o.name for o in proto.graph.output}
     kept = []
-    for node in reversed(nodes):
+    for node in reversed(list(proto.graph.node)):
         if any(o in needed for o in node.output):
             kept.append(node)
             needed.update(node.input)
     del proto.graph.node[:]
     proto.graph.node.extend(reversed(kept))
-    unused = [t for t in proto.graph.initializer if t.name not in needed]
-    for tensor in unused:
+    for tensor in [t for t in proto.graph.initializer if t.name not in needed]:
         proto.graph.initializer.remove(tensor)
-    return fused
 
 
 def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic",
                 weights="float32", fuse=True):
     """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`; ``fuse``:
-    :func:`fuse_instance_norms`); the model is left as it was."""
+    :func:`fuse_instance_norms` and :func:`static_up_convolutions`, the same function in fewer
+    ops); the model is left as it was."""
     import onnx
     import tf2onnx
 
     if weights not in WEIGHT_TYPES:
         raise ExportError(f"weights must be one of {', '.join(WEIGHT_TYPES)}, got {weights!r}.")
-    with mode_of(as_generator(model), inference_mode) as generator, _quiet_table_warning():
+    generator = as_generator(model)
+    up_convolutions = [layer for layer in generator.layers
+                       if isinstance(layer, keras.layers.Conv2DTranspose)]
+    static_ok = all(replaceable(layer) for layer in up_convolutions)
+    with mode_of(generator, inference_mode) as generator, _quiet_table_warning():
         spec = tf.TensorSpec([None, None, None, generator.input_channels], tf.float32,
                              name="images")
         function, signature, values = _weightless_function(generator, spec)
@@ -191,6 +239,8 @@ def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="de
     del values
     if fuse:
         fuse_instance_norms(proto)
+        if static_ok:
+            static_up_convolutions(proto)
     if weights == "float16":
         store_float16(proto)
     for key, value in (metadata or {}).items():
