@@ -71,6 +71,15 @@ async function start() {
     return fail(`the runtime could not start the model (${error.message || error}). `
                 + "Is the runtime beside the page complete (ort/*.wasm)? Export the page again.");
   }
+  try {  // one run at the drawing size, so the first real one does not pay for compilation
+    status("warming up the model…");
+    await session.run(feedsFor(new Float32Array(config.canvas_size[0] * config.canvas_size[1]
+                                                * config.input_channels),
+                               config.canvas_size[0], config.canvas_size[1],
+                               config.instruction ? new Int32Array(config.instruction.sequence_length) : null));
+  } catch (error) {
+    return fail(`the model could not run (${error.message || error}).`);
+  }
   const ms = Math.round(performance.now() - started);
   $("run").disabled = false;
   const isolation = crossOriginIsolated ? "" :
@@ -333,6 +342,14 @@ function reflect(i, n) {  // numpy's 'reflect' padding (edge when n == 1)
   return m < n ? m : period - m;
 }
 
+function feedsFor(x, H, W, tokens) {
+  const feeds = { [config.input]: new ort.Tensor("float32", x, [1, H, W, config.input_channels]) };
+  if (tokens) {
+    feeds[config.instruction.input] = new ort.Tensor("int32", tokens, [1, tokens.length]);
+  }
+  return feeds;
+}
+
 async function run() {
   if (busy) return;
   if (!session) return fail("the model is not loaded yet.");
@@ -365,11 +382,7 @@ async function run() {
         for (let c = 0; c < C; c++) x[to + c] = rgba[from + c] / 255 * 2 - 1;
       }
     }
-    const feeds = { [config.input]: new ort.Tensor("float32", x, [1, H, W, C]) };
-    if (tokens) {
-      feeds[config.instruction.input] = new ort.Tensor("int32", tokens, [1, tokens.length]);
-    }
-    const results = await session.run(feeds);
+    const results = await session.run(feedsFor(x, H, W, tokens));
     const y = results[session.outputNames[0]].data;
     const O = config.output_channels;
     const strength = config.instruction ? Number($("strength").value) : 1;
