@@ -249,7 +249,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values):
         """The config :meth:`to_dict` wrote. Files written before tasks had options of their
-        own hold every task's fields; those of other tasks never applied and are left out."""
+        own hold every task's fields; those of other tasks never applied and are left out.
+        Anything else (a value of the wrong type, an unknown option) is a ``ValueError``."""
+        if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+            raise ValueError(f"a training config maps option names to values; got a "
+                             f"{type(values).__name__}.")
         values = dict(values)
         task = get_task(values.get("task", "translate"))
         for name in list(values):
@@ -264,7 +268,36 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path):
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """The config saved in ``path`` (a run's ``config.json``); a ``ValueError`` names the
+        file and what is wrong in it."""
+        try:
+            return cls.from_dict(read_config_file(path))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+
+#: The largest config.json read (a run's is about 2 KB).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_file(path):
+    """The JSON object in ``path`` (a run's ``config.json``), or a ``ValueError`` naming the
+    file: larger than :data:`MAX_CONFIG_BYTES`, not UTF-8, not JSON, not an object."""
+    path = Path(path)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size:,} bytes, more than a config's "
+                         f"{MAX_CONFIG_BYTES:,}: not a pix2pix_tf config.json.")
+    try:
+        values = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason}): not a config.json.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error.msg}, line {error.lineno}).") from None
+    except (ValueError, RecursionError) as error:  # huge numbers, deep nesting
+        raise ValueError(f"{path}: not readable JSON ({type(error).__name__}).") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a JSON {type(values).__name__}, not an object of options.")
+    return values
 
 
 def checkpoint_interval(text):

@@ -26,11 +26,14 @@ input therefore trains, predicts and exports with no change here.
 saves to one ``.keras`` file that loads with ``safe_mode=True``.
 """
 
+import json
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from pix2pix_tf import losses
+from pix2pix_tf.data.pipeline import DIRECTIONS
 from pix2pix_tf.layers import check_inference_mode
 from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.networks import (
@@ -40,6 +43,56 @@ from pix2pix_tf.networks import (
     image_of,
 )
 from pix2pix_tf.optimizers import FusedAdam
+
+#: The most a model's records (``training_config``, ``model_card``) may hold, as JSON.
+MAX_RECORD_BYTES = 1 << 20
+#: The training_config entries that commands read back from a model (export, evaluation, the
+#: web page), and what each must be when present: they come from a .keras file.
+_TRAINED_TEXT = ("data", "columns", "direction", "task", "text_encoder", "generator")
+_TRAINED_SIZES = ("crop_size", "load_size", "edit_size")
+_LARGEST_SIDE = 1 << 14
+
+
+def check_records(training_config=None, model_card=None):
+    """Raises ``ValueError`` unless ``training_config`` and ``model_card`` (what a model carries
+    in its .keras file, which may come from anywhere) are JSON objects of at most
+    :data:`MAX_RECORD_BYTES` with text keys; a card's values are text, and the settings that
+    commands read back from a config (its data, columns, direction; image sizes up to 16,384)
+    have their types."""
+    for label, record in (("training_config", training_config), ("model_card", model_card)):
+        if record is None:
+            continue
+        if not isinstance(record, dict) or not all(isinstance(k, str) for k in record):
+            raise ValueError(f"the model's {label} must map names to values; got a "
+                             f"{type(record).__name__}.")
+        try:
+            size = len(json.dumps(record, default=lambda value: repr(value)[:100]))
+        except (TypeError, ValueError, RecursionError) as error:
+            raise ValueError(f"the model's {label} is not plain JSON data "
+                             f"({type(error).__name__}).") from None
+        if size > MAX_RECORD_BYTES:
+            raise ValueError(f"the model's {label} takes {size:,} bytes, more than "
+                             f"{MAX_RECORD_BYTES:,}.")
+    for key, value in (model_card or {}).items():
+        if not isinstance(value, str):
+            raise ValueError(f"the model card's {key!r:.40} must be text, got a "
+                             f"{type(value).__name__}.")
+    for label, record in (("training_config", training_config), ("model card", model_card)):
+        direction = (record or {}).get("direction")
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValueError(f"the model's {label} direction must be one of "
+                             f"{', '.join(DIRECTIONS)}; got {direction!r:.40}.")
+    for key in _TRAINED_TEXT + _TRAINED_SIZES:
+        value = (training_config or {}).get(key)
+        if value is None:
+            continue
+        if key in _TRAINED_SIZES:
+            if type(value) is not int or not 1 <= value <= _LARGEST_SIDE:
+                raise ValueError(f"the model's training_config {key} must be a whole number "
+                                 f"from 1 to {_LARGEST_SIDE:,}; got {value!r:.40}.")
+        elif not isinstance(value, str):
+            raise ValueError(f"the model's training_config {key} must be text; got a "
+                             f"{type(value).__name__}.")
 
 #: The loader of published generators (set by :mod:`pix2pix_tf.tasks.translate`, which owns
 #: them), so that ``Pix2Pix.from_pretrained`` works without this module importing a task.
@@ -151,6 +204,7 @@ class Pix2Pix(keras.Model):
         self.lambda_l1 = float(lambda_l1)
         self.lambda_gan = float(lambda_gan)
         self.lambda_feat = float(lambda_feat)
+        check_records(training_config, model_card)
         self.training_config = dict(training_config) if training_config else None
         self.model_card = dict(model_card) if model_card else None
         self.gan_mode = gan_mode

@@ -4,6 +4,7 @@ own (``Task.Options``) are declared this way, and the command line derives its f
 """
 
 import dataclasses
+import math
 from dataclasses import field
 
 
@@ -21,9 +22,32 @@ def choices_of(f):
     return choices() if callable(choices) else choices
 
 
+#: Option annotations whose values are checked, and what the messages call them.
+_TYPES = {int: "an integer", float: "a number", str: "text", bool: "true or false",
+          dict: "a mapping"}
+
+
+def check_type(f, value):
+    """Raises ``ValueError`` when ``value`` is not of option field ``f``'s declared type (int,
+    float, str, bool or dict; an int is a float too, a bool is not a number; None only where the
+    default is None): a config read from a file may hold anything."""
+    kind = f.type if isinstance(f.type, type) else {t.__name__: t for t in _TYPES}.get(f.type)
+    if kind not in _TYPES or (value is None and f.default is None):
+        return
+    if kind is float:
+        fits = type(value) in (int, float) and math.isfinite(value)
+    else:
+        fits = type(value) is kind
+    if not fits:
+        raise ValueError(f"{f.name} must be {_TYPES[kind]}, got {value!r:.80} "
+                         f"({type(value).__name__}).")
+
+
 def check_choices(options):
-    """Raises ``ValueError`` for a field of dataclass instance ``options`` whose value is not
-    among its allowed ones."""
+    """Raises ``ValueError`` for a field of dataclass instance ``options`` whose value is not of
+    its type (:func:`check_type`) or not among its allowed ones."""
+    for f in dataclasses.fields(options):
+        check_type(f, getattr(options, f.name))
     for f in dataclasses.fields(options):
         allowed = choices_of(f)
         value = getattr(options, f.name)

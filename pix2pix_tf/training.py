@@ -25,7 +25,6 @@ position, and the epoch's running losses, so the losses match an uninterrupted r
 """
 
 import contextlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ from pix2pix_tf.callbacks import (
     save_atomically,
     truncate_history,
 )
-from pix2pix_tf.config import TrainConfig, checkpoint_interval, preset
+from pix2pix_tf.config import TrainConfig, checkpoint_interval, preset, read_config_file
 from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import fit_distributed, strategy
@@ -136,7 +135,7 @@ def _check_resumable(run_dir, config):
     saved_path = run_dir / "config.json"
     if not saved_path.exists():
         return
-    saved = json.loads(saved_path.read_text())
+    saved = read_config_file(saved_path)  # a ValueError naming the file if it is damaged
     current = config.to_dict()
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:

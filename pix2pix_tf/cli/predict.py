@@ -74,7 +74,8 @@ def main(argv=None):
     generator = as_generator(model)
     card = getattr(model, "model_card", None)
     if card and card.get("input"):
-        print(f"{card['name']}: {card['input']} -> {card['output']}; expects {card['preparation']}")
+        print(f"{card.get('name', 'model')}: {card['input']} -> {card.get('output', '?')}; "
+              f"expects {card.get('preparation', 'images')}")
 
     def translate_file(path, target):
         write_image(run(read_image(path, generator.input_channels)), target, bits=args.bits)

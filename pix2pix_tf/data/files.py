@@ -24,6 +24,12 @@ from pix2pix_tf.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _FORMATS = {"JPEG", "PNG", "BMP"}
+#: The most pixels an image file may declare (36 megapixels: two 4096x4096 halves side by side
+#: fit). A header declaring more is refused before anything is decoded: decoding it at 16 bits
+#: per channel, as the up-front check does, needs 24 bytes per pixel. Raise it for larger data.
+MAX_PIXELS = 36_000_000
+# formats Pillow recognises that are not supported here: a clearer message than "not readable"
+_OTHER_FORMATS = {b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WebP"}
 _MODE_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "I;16": 1, "I;16B": 1, "I;16L": 1,
                   "LA": 2, "La": 2, "PA": 4, "RGB": 3, "RGBA": 4, "RGBa": 4}
 #: Problems listed in one error message; the rest are counted.
@@ -111,17 +117,32 @@ def read_header(path):
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     try:
-        with Image.open(path) as image:
-            fmt, mode, (width, height) = image.format, image.mode, image.size
-            bits = 16 if mode.startswith("I;16") or mode == "I" else 8
-            if fmt == "PNG":
-                with open(path, "rb") as f:
-                    header = f.read(26)
-                bits = header[24] if len(header) > 24 else bits
+        with open(path, "rb") as f:
+            header = f.read(26)
+        fmt = next((name for magic, name in _OTHER_FORMATS.items() if header.startswith(magic)),
+                   None)
+        if fmt is not None:
+            raise DataError(f"{path}: {fmt} images are not supported; use JPEG, PNG or BMP")
+        with warnings.catch_warnings():  # the pixel count is checked below, with the file's name
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=sorted(_FORMATS)) as image:  # headers only
+                fmt, mode, (width, height) = image.format, image.mode, image.size
+        bits = 16 if mode.startswith("I;16") or mode == "I" else 8
+        if fmt == "PNG":
+            bits = header[24] if len(header) > 24 else bits
+    except DataError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise DataError(f"{path}: {error}; such images are not supported (at most "
+                        f"{MAX_PIXELS:,} pixels)") from None
     except Exception as error:  # PIL raises many types for non-images
         raise DataError(f"{path}: not a readable image ({type(error).__name__}: {error})") from None
     if fmt not in _FORMATS:
         raise DataError(f"{path}: {fmt} images are not supported; use JPEG, PNG or BMP")
+    if width < 1 or height < 1 or width * height > MAX_PIXELS:
+        raise DataError(f"{path}: its header declares {width}x{height} pixels; at most "
+                        f"{MAX_PIXELS:,} (pix2pix_tf.data.files.MAX_PIXELS) are read. Resize it, "
+                        "or re-export it if the file is damaged")
     if mode not in _MODE_CHANNELS:
         raise DataError(f"{path}: image mode {mode} is not supported; save it as RGB or grayscale")
     problem = _truncation(path, fmt)

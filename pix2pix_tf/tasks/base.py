@@ -256,8 +256,8 @@ def register_task(task):
 
 
 def get_task(name):
-    if name not in TASKS:
-        raise OptionError(f"Unknown task {name!r}; choose one of {', '.join(TASKS)}.")
+    if not isinstance(name, str) or name not in TASKS:
+        raise OptionError(f"Unknown task {name!r:.80}; choose one of {', '.join(TASKS)}.")
     return TASKS[name]
 
 

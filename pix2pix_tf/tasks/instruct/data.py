@@ -45,6 +45,8 @@ COLUMN_NAMES = {
     "target": ("edited_image", "target_img", "ground_truth_image", "output_image",
                "target_image", "cartoonized_image"),
 }
+#: The longest line of a ``metadata.jsonl`` read (one example's row: names and an instruction).
+MAX_ROW_BYTES = 1 << 20
 #: Words that tie an instruction to one side of the image: such examples are never mirrored.
 SIDE_WORDS = ("left", "right", "leftmost", "rightmost", "lefthand", "righthand")
 
@@ -69,20 +71,25 @@ def resolve_columns(available, columns=None, where="the data"):
         try:
             columns = dict(part.split("=", 1) for part in columns.split(",") if part.strip())
         except ValueError:
-            raise DataError(f"--columns {columns!r}: give role=column pairs, e.g. "
+            raise DataError(f"--columns {columns!r:.200}: give role=column pairs, e.g. "
                             "'input=source,instruction=prompt,target=edited'.") from None
+    if columns is not None and not (isinstance(columns, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
+        raise DataError(f"columns must map roles to column names (text), e.g. "
+                        f"{{'instruction': 'prompt'}}; got {columns!r:.200}.")
     columns = {k.strip(): v.strip() for k, v in (columns or {}).items()}
     unknown = sorted(set(columns) - set(COLUMN_NAMES))
     if unknown:
-        raise DataError(f"unknown column role(s) {', '.join(unknown)}; the roles are input, "
+        raise DataError(f"unknown column role(s) {', '.join(unknown)[:200]}; the roles are input, "
                         "instruction and target.")
     available = list(available)
+    listed = ", ".join(map(str, available[:20])) + (", ..." if len(available) > 20 else "")
     chosen = {}
     for role, names in COLUMN_NAMES.items():
         if role in columns:
             if columns[role] not in available:
-                raise DataError(f"{where} has no column {columns[role]!r} (given for {role}); "
-                                f"its columns are {', '.join(available)}.")
+                raise DataError(f"{where} has no column {columns[role]!r:.80} (given for "
+                                f"{role}); its columns are {listed}.")
             chosen[role] = columns[role]
             continue
         found = [n for n in names if n in available] + [
@@ -91,8 +98,7 @@ def resolve_columns(available, columns=None, where="the data"):
         found = [n for n in found if n not in chosen.values()]
         if not found:
             raise DataError(f"{where} has no {role} column (looked for {', '.join(names)}); its "
-                            f"columns are {', '.join(available)}. Name it with "
-                            f"--columns {role}=COLUMN.")
+                            f"columns are {listed}. Name it with --columns {role}=COLUMN.")
         chosen[role] = found[0]
     return chosen
 
@@ -124,8 +130,8 @@ class _EncodedSource(PairSource):
 
 def _check_instruction(text, where):
     if not isinstance(text, str):
-        raise DataError(f"{where}: the instruction is a {type(text).__name__} ({text!r}), not "
-                        "text.")
+        raise DataError(f"{where}: the instruction is a {type(text).__name__} ({text!r:.80}), "
+                        "not text.")
     if not words(text):
         raise DataError(f"{where}: the instruction is empty. Write what the edit does, or "
                         "remove the example.")
@@ -147,15 +153,7 @@ class MetadataSource(_EncodedSource):
             raise DataError(f"{folder}: no metadata.jsonl (the Hugging Face imagefolder layout: "
                             "one JSON object per line naming input image, instruction and "
                             "edited image).")
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{path}, line {number}: not JSON ({error.msg}).") from None
-        if not rows:
-            raise DataError(f"{path}: no rows.")
+        rows = read_metadata(path)
         keys = sorted({k for _, row in rows for k in row})
         chosen = resolve_columns(keys, columns, where=str(path))
 
@@ -164,10 +162,17 @@ class MetadataSource(_EncodedSource):
             value = row.get(column, row.get(f"{column}_file_name"))
             if value is None:
                 raise DataError(f"{path}, line {number}: no {column!r} ({role}) in this row.")
+            if not isinstance(value, str) or not value.strip() or "\0" in value:
+                raise DataError(f"{path}, line {number}: the {role} image {value!r:.80} is not "
+                                "a file name.")
             file = folder / value
-            if file.suffix.lower() not in IMAGE_EXTENSIONS or not file.is_file():
-                raise DataError(f"{path}, line {number}: {role} image {file} is missing or not "
-                                "a JPEG/PNG/BMP file.")
+            try:
+                found = file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
+            except OSError:  # a name too long for the file system
+                found = False
+            if not found:
+                raise DataError(f"{path}, line {number}: {role} image {str(file)[:200]} is "
+                                "missing or not a JPEG/PNG/BMP file.")
             return file
 
         inputs, targets, texts, channels = [], [], [], [1, 1]
@@ -189,6 +194,41 @@ class MetadataSource(_EncodedSource):
             texts.append(text)
         self.sizes = None
         self._store(inputs, targets, texts, channels)
+
+
+def read_metadata(path):
+    """``[(line number, row)]`` of a ``metadata.jsonl``: one JSON object per line (blank lines
+    skipped). A DataError names the file and line of anything else: text that is not UTF-8, a
+    line longer than :data:`MAX_ROW_BYTES`, invalid JSON, a row that is not an object, nesting
+    or numbers too deep or large to read."""
+    rows = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(iter(lambda: f.readline(MAX_ROW_BYTES + 1), b""), 1):
+            where = f"{path}, line {number}"
+            if len(raw) > MAX_ROW_BYTES:
+                raise DataError(f"{where}: longer than {MAX_ROW_BYTES:,} bytes; a row names an "
+                                "input image, an instruction and an edited image.")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{where}: not UTF-8 text ({error.reason} at byte "
+                                f"{error.start}).") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{where}: not JSON ({error.msg}).") from None
+            except (ValueError, RecursionError) as error:  # huge numbers, deep nesting
+                raise DataError(f"{where}: not readable JSON ({type(error).__name__}: "
+                                f"{str(error)[:100]}).") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: a JSON {type(row).__name__}, not an object naming "
+                                "the columns (input, instruction, edited image).")
+            rows.append((number, row))
+    if not rows:
+        raise DataError(f"{path}: no rows.")
+    return rows
 
 
 def _png_bytes(value, where):

@@ -35,7 +35,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf.tasks.instruct.vocabulary import PAD, Vocabulary, padded_to_length
+from pix2pix_tf.errors import DataError
+from pix2pix_tf.tasks.instruct.vocabulary import PAD, Vocabulary, padded_to_length, parse_vocabulary_file
 
 #: How to get the optional dependencies.
 INSTALL = ('pip install "pix2pix_tf[hub]" (on tensorflow-cpu: pip install --no-deps '
@@ -197,11 +198,12 @@ class WordPieceVocabulary(Vocabulary):
 
     @classmethod
     def read(cls, path):
-        lines = open(path, encoding="utf-8").read().splitlines()
-        fields = dict(part.strip().split(" ", 1) for part in lines[0].split(";")[1:])
-        return cls(lines[1:], int(fields.pop("sequence_length")),
-                   lowercase=fields.pop("lowercase") == "1",
-                   strip_accents=fields.pop("strip_accents") == "1", **fields)
+        """The vocabulary :meth:`write` wrote (checked: :func:`parse_vocabulary_file`)."""
+        kind, entries, length, settings = parse_vocabulary_file(path)
+        if kind != "wordpiece":
+            raise DataError(f"{path}: a {kind} vocabulary, not a WordPiece one; read it with "
+                            "pix2pix_tf.tasks.instruct.text.read_vocabulary.")
+        return cls(entries, length, **settings)
 
     # ------------------------------------------------------------- tokenizing in Python
     def pieces(self, instruction):

@@ -48,6 +48,7 @@ from pix2pix_tf.tasks.instruct.vocabulary import (  # noqa: F401  (the text side
     WordVocabulary,
     build_vocabulary,
     english_words,
+    parse_vocabulary_file,
     word_list,
 )
 
@@ -354,12 +355,11 @@ def make_vocabulary(spec, sequence_length):
 
 
 def read_vocabulary(path):
-    """The vocabulary whose file ``Vocabulary.write`` wrote (either kind)."""
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    if first.startswith("# pix2pix_tf wordpiece"):
-        return WordPieceVocabulary.read(path)
-    return WordVocabulary.read(path)
+    """The vocabulary whose file ``Vocabulary.write`` wrote (either kind). The file is checked
+    first (:func:`~pix2pix_tf.tasks.instruct.vocabulary.parse_vocabulary_file`): anything else
+    is a ``DataError`` naming it."""
+    kind, _, _, _ = parse_vocabulary_file(path)
+    return (WordPieceVocabulary if kind == "wordpiece" else WordVocabulary).read(path)
 
 
 class Text:

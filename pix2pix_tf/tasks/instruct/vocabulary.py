@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pix2pix_tf.errors import DataError
 from pix2pix_tf.rundir import write_atomically
 
 #: The name of the token-ids input of conditioned networks.
@@ -33,6 +34,15 @@ PAD, UNKNOWN = 0, 1
 
 #: The characters TextVectorization's 'lower_and_strip_punctuation' removes (web pages too).
 PUNCTUATION = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~'"
+#: The largest vocabulary file read (BERT's is 230 KB, 30,000 English words about 250 KB).
+MAX_VOCABULARY_BYTES = 64 << 20
+#: The longest instruction (token ids) a vocabulary file may declare.
+MAX_SEQUENCE_LENGTH = 1 << 16
+_WORDS_HEADER = "# pix2pix_tf vocabulary:"
+_WORDPIECE_HEADER = "# pix2pix_tf wordpiece vocabulary:"
+_WORDPIECE_FIELDS = ("sequence_length", "lowercase", "strip_accents", "unknown_token",
+                     "start_token", "end_token")
+
 _PUNCTUATION = re.compile("[" + re.escape(PUNCTUATION) + "]")
 
 
@@ -117,6 +127,71 @@ def padded_to_length(ids, sequence_length, unit):
     with tf.control_dependencies([check]):
         ids = tf.pad(ids, [[0, 0], [0, sequence_length - length]])
     return tf.ensure_shape(ids, [None, sequence_length])
+
+
+def parse_vocabulary_file(path):
+    """What a file :meth:`Vocabulary.write` wrote says, checked: ``(kind, entries,
+    sequence_length, settings)`` with kind ``"words"`` (:class:`WordVocabulary`) or
+    ``"wordpiece"`` (its ``settings``: lowercase, strip_accents and the special tokens). Such a
+    file sits beside an exported TFLite or ONNX model, so it may come from anywhere: a
+    ``DataError`` names the file and what is wrong with it (not UTF-8, larger than
+    :data:`MAX_VOCABULARY_BYTES`, an unknown first line, a missing or out-of-range setting, an
+    empty or repeated entry, a special token missing)."""
+    path = Path(path)
+    if path.stat().st_size > MAX_VOCABULARY_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than a vocabulary file's "
+                        f"{MAX_VOCABULARY_BYTES:,}.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); not a "
+                        "pix2pix_tf vocabulary file.") from None
+    lines = text.split("\n")  # as written: not splitlines(), which also splits at \x0c, \x85
+    if lines[-1] == "":
+        lines.pop()
+    header = lines[0] if lines else ""
+    if header.startswith(_WORDPIECE_HEADER):
+        kind, settings = "wordpiece", {}
+        for part in header.split(";")[1:]:
+            key, _, value = part.strip().partition(" ")
+            settings[key] = value
+        missing = [k for k in _WORDPIECE_FIELDS if k not in settings]
+        if missing:
+            raise DataError(f"{path}: the first line lacks {', '.join(missing)}; write the file "
+                            "again with Vocabulary.write (or export the model again).")
+        length = settings.pop("sequence_length")
+        for flag in ("lowercase", "strip_accents"):
+            if settings[flag] not in ("0", "1"):
+                raise DataError(f"{path}: {flag} is {settings[flag]!r:.40}, not 0 or 1.")
+            settings[flag] = settings[flag] == "1"
+        settings = {k: settings[k] for k in _WORDPIECE_FIELDS[1:]}
+    elif header.startswith(_WORDS_HEADER):
+        kind, settings = "words", {}
+        length = header.rsplit(" ", 1)[-1] if " sequence_length " in header else ""
+    else:
+        raise DataError(f"{path}: not a pix2pix_tf vocabulary file (its first line, "
+                        f"{header[:60]!r}, should start with {_WORDS_HEADER!r} or "
+                        f"{_WORDPIECE_HEADER!r}).")
+    smallest = 3 if kind == "wordpiece" else 1
+    if not (re.fullmatch(r"[0-9]{1,6}", length) and smallest <= int(length) <= MAX_SEQUENCE_LENGTH):
+        raise DataError(f"{path}: sequence_length {length[:20]!r} is not a number from "
+                        f"{smallest} to {MAX_SEQUENCE_LENGTH:,}.")
+    entries, seen = lines[1:], {}
+    for number, entry in enumerate(entries, 2):
+        if not entry.strip() or "\r" in entry:
+            raise DataError(f"{path}, line {number}: an empty entry (or Windows line ends); one "
+                            "word per line, as Vocabulary.write wrote it.")
+        if entry in seen:
+            raise DataError(f"{path}, line {number}: {entry[:40]!r} again (first on line "
+                            f"{seen[entry]}); each entry is one token id.")
+        seen[entry] = number
+    if not entries:
+        raise DataError(f"{path}: no entries after the first line.")
+    missing = [token for key, token in settings.items() if key.endswith("_token")
+               and token not in seen]
+    if missing:
+        raise DataError(f"{path}: lacks the special token(s) {missing}.")
+    return kind, entries, int(length), settings
 
 
 class Vocabulary:
@@ -223,10 +298,12 @@ class WordVocabulary(Vocabulary):
 
     @classmethod
     def read(cls, path):
-        """The vocabulary :meth:`write` wrote."""
-        lines = open(path, encoding="utf-8").read().splitlines()
-        length = int(lines[0].rsplit(" ", 1)[1])
-        return cls(lines[1:], length)
+        """The vocabulary :meth:`write` wrote (checked: :func:`parse_vocabulary_file`)."""
+        kind, entries, length, _ = parse_vocabulary_file(path)
+        if kind != "words":
+            raise DataError(f"{path}: a {kind} vocabulary, not a word vocabulary; read it with "
+                            "pix2pix_tf.tasks.instruct.text.read_vocabulary.")
+        return cls(entries, length)
 
     def ids_in_python(self, instruction):
         """Token ids of one instruction without TensorFlow (what a TFLite or ONNX client does
