@@ -196,8 +196,8 @@ class _Unpickler(pickle.Unpickler):
         if view is not None:
             if not (type(view) is tuple and len(view) == 3 and type(view[0]) is str):
                 raise CheckpointError(f"storage {key:.40} has a malformed view.")
-            view = (_count(view[1], f"storage {key:.40}'s view offset"),
-                    _count(view[2], f"storage {key:.40}'s view size"))
+            view = (_count(view[1], f"the view offset of storage {key:.40}"),
+                    _count(view[2], f"the view size of storage {key:.40}"))
             if view[0] + view[1] > numel:
                 raise CheckpointError(f"storage {key:.40}'s view ends past its end "
                                       f"({view[0] + view[1]} > {numel} elements).")
@@ -555,17 +555,17 @@ def _numbers(name, tensor):
             and all(type(v) is int and 0 <= v <= _LARGEST for v in (*size, *stride))):
         return offset, tuple(size), tuple(stride)
     label = f"tensor {name!r:.80}"
-    _count(offset, f"{label}'s storage offset")
+    _count(offset, f"the storage offset of {label}")
     if type(size) not in (tuple, list) or type(stride) not in (tuple, list):
         raise CheckpointError(f"{label} has a malformed shape or strides.")
     if len(size) != len(stride) or len(size) > MAX_DIMS:
         raise CheckpointError(f"{label} has {len(size)} sizes and {len(stride)} strides (at most "
                               f"{MAX_DIMS}).")
     for n in size:
-        _count(n, f"{label}'s size")
+        _count(n, f"a size of {label}")
     for s in stride:
-        _count(s, f"{label}'s stride")
-    raise AssertionError("unreachable")
+        _count(s, f"a stride of {label}")
+    raise CheckpointError(f"{label} has malformed numbers.")  # not reached: one check fails
 
 
 def _plan(tensors, max_bytes, zip_entries):

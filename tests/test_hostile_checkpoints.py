@@ -205,10 +205,10 @@ def bomb_zip(numel, size, entry_bytes=2 ** 31):
 REPRO = {
     # a negative stride passed the extent check; as_strided read 8 TiB before the buffer
     "negative_stride": (lambda: one_tensor_zip(0, (2,), (-(1 << 40),)),
-                        r"tensor 'w'.s stride is negative \(-1099511627776\)"),
+                        r"a stride of tensor 'w' is negative \(-1099511627776\)"),
     # a smaller negative stride copied the memory before the buffer into the weights
     "negative_stride_small": (lambda: one_tensor_zip(3, (4,), (-4,)),
-                              r"tensor 'w'.s stride is negative \(-4\)"),
+                              r"a stride of tensor 'w' is negative \(-4\)"),
     # a 2 MB file whose storage decompresses to 2 GiB (the reader used 4.1 GB)
     "zip_bomb": (lambda: bomb_zip(2 ** 29, (2 ** 29,)),
                  r"tensor 'w' \(storage 0, 536,870,912 elements\) brings the memory this "
@@ -223,7 +223,7 @@ REPRO = {
                      r"checkpoint needs to 4,000,000,000,016 bytes"),
     # a negative storage offset read the storage's last elements
     "negative_offset": (lambda: one_tensor_zip(-2, (2,), (1,)),
-                        r"tensor 'w'.s storage offset is negative \(-2\)"),
+                        r"the storage offset of tensor 'w' is negative \(-2\)"),
 }
 
 #: Reads one file in a fresh process that imports only NumPy and the reader's module (not
@@ -289,7 +289,7 @@ def test_every_number_is_checked(tmp_path):
         (one_tensor_zip(1, (2, 2), (2, 1)), r"reaches past the end of its storage \(5 > 4"),
         (one_tensor_zip(0, (2, 2), (1,)), "has 2 sizes and 1 strides"),
         (one_tensor_zip(0, (1,) * 40, (1,) * 40), "40 sizes and 40 strides"),
-        (one_tensor_zip(0, (-1,), (1,)), r"size is negative \(-1\)"),
+        (one_tensor_zip(0, (-1,), (1,)), r"a size of tensor .w. is negative \(-1\)"),
         (one_tensor_zip(0, (2 ** 70,), (0,)), "far more than any file holds"),
         (one_tensor_zip(0, (0, 2 ** 61), (1, 1)), "too large for any array"),
         (one_tensor_zip(0, (2,), (1,), numel=8), "declares 8 elements, but its tensors use "
