@@ -18,6 +18,7 @@ tasks' (``Task.PRESETS``): ``quick`` and ``paper`` (translate), ``instruct`` (in
 import copy
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,11 +141,13 @@ class TrainConfig:
     task_options: object = option(None, "the task's own options", cli=False)
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # configs are JSON: paths as text, NumPy numbers
+            setattr(self, f.name, _plain(getattr(self, f.name)))  # as Python's
         check_choices(self)
         task = get_task(self.task)
         options = self.task_options
         if options is None or isinstance(options, dict):
-            options = dict(options or {})
+            options = {k: _plain(v) for k, v in (options or {}).items()}
             refuse_other_tasks(task, options)
             self.task_options = task.Options(**options)
         elif not isinstance(options, task.Options):
@@ -274,6 +277,15 @@ class TrainConfig:
             return cls.from_dict(read_config_file(path))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def _plain(value):
+    """``value`` as JSON can hold it: a path as text, a NumPy scalar as a Python number."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 #: The largest config.json read (a run's is about 2 KB).

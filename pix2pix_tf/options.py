@@ -5,6 +5,8 @@ own (``Task.Options``) are declared this way, and the command line derives its f
 
 import dataclasses
 import math
+import numbers
+import os
 from dataclasses import field
 
 
@@ -29,15 +31,20 @@ _TYPES = {int: "an integer", float: "a number", str: "text", bool: "true or fals
 
 def check_type(f, value):
     """Raises ``ValueError`` when ``value`` is not of option field ``f``'s declared type (int,
-    float, str, bool or dict; an int is a float too, a bool is not a number; None only where the
-    default is None): a config read from a file may hold anything."""
+    float, str, bool or dict; an int is a float too, a bool is not a number, a path is text;
+    None only where the default is None): a config read from a file may hold anything."""
     kind = f.type if isinstance(f.type, type) else {t.__name__: t for t in _TYPES}.get(f.type)
     if kind not in _TYPES or (value is None and f.default is None):
         return
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # NumPy's too
     if kind is float:
-        fits = type(value) in (int, float) and math.isfinite(value)
+        fits = number and math.isfinite(value)
+    elif kind is int:
+        fits = number and isinstance(value, numbers.Integral)
+    elif kind is str:  # a path is text too (it is written to configs as text)
+        fits = isinstance(value, (str, os.PathLike))
     else:
-        fits = type(value) is kind
+        fits = isinstance(value, kind)
     if not fits:
         raise ValueError(f"{f.name} must be {_TYPES[kind]}, got {value!r:.80} "
                          f"({type(value).__name__}).")

@@ -346,6 +346,18 @@ def test_hostile_config_json_is_a_value_error_naming_the_file(scratch):
     assert TrainConfig.load(path).to_dict() == CONFIGS[1]
 
 
+def test_typed_options_still_take_what_people_pass_from_python(scratch):
+    """Type checks refuse a hostile file's values, not a path or a NumPy number from code."""
+    from pathlib import Path
+
+    config = TrainConfig(data=Path("pairs"), run_dir=scratch / "run", epochs=np.int64(2),
+                         lr=np.float32(1e-4))
+    assert config.data == "pairs" and config.run_dir == str(scratch / "run")
+    assert json.loads(config.to_json())["epochs"] == 2
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        TrainConfig(epochs=2.5)
+
+
 @fuzz_settings(400)
 @given(data=mutated_config())
 def test_fuzz_config_json(scratch, data):
