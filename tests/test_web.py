@@ -323,7 +323,9 @@ def test_editor_page_tokenises_as_python_and_edits_as_python(browser, editor, tm
     with served(folder) as url:
         page = open_page(browser, url)
         assert page.is_visible("#instruction") and page.is_visible("#strength")
-        for text in PHRASINGS:
+        held_out = [p for e in EDITS.values() for p in e.held_out]  # never seen in training
+        assert len(held_out) >= 20
+        for text in PHRASINGS + held_out:
             got = page.evaluate("(t) => window.pix2pixTokenize(t)", text)
             assert got == python_tokens(model, text), text
         page.set_input_files("#image-file", str(image_path))
