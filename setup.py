@@ -44,7 +44,9 @@ setup(
         # import-linter checks the import layers (.importlinter) in CI
         # playwright drives the system's Chromium in the web page's tests (never its own
         # browser download: .ci/run installs Debian's chromium)
+        # hypothesis generates the fuzz cases of the hostile-file tests (tests/fuzzing.py)
         "dev": ["pytest>=7", "ruff", "import-linter", "dill", "importlib_resources",
-                "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets", "playwright"],
+                "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets", "playwright",
+                "hypothesis"],
     },
 )
