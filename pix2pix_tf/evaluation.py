@@ -1,6 +1,7 @@
 """Scoring translations against targets: the evaluation every pair task shares.
 
-:func:`evaluate_pairs` reports L1, PSNR, SSIM and the paper's Lab colour-histogram intersection
+:func:`evaluate_pairs` reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, and
+the grid-artifact and sharpness measures (:class:`pix2pix_tf.metrics.TextureStats`)
 for each model and for baselines computed in the same run: identity (output = input, when channel
 counts allow) and the other models given (e.g. the same generator trained with ``--objective
 L1``). It writes a table (printed, and ``metrics.json``), a side-by-side PNG grid and a small HTML
@@ -20,7 +21,7 @@ from pix2pix_tf.data import load_paired_dataset
 from pix2pix_tf.networks import as_generator, image_of
 from pix2pix_tf.plotting import image_grid
 
-COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b")
+COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b", "grid", "sharp")
 
 
 def score(translate, dataset, steps, keep=0):
@@ -28,10 +29,10 @@ def score(translate, dataset, steps, keep=0):
     ``keep`` outputs (for the sample grid)."""
     from keras.utils import Progbar
 
-    from pix2pix_tf.metrics import LabHistogram, per_image_metrics
+    from pix2pix_tf.metrics import LabHistogram, TextureStats, per_image_metrics
 
     values = {k: [] for k in ("l1", "psnr", "ssim")}
-    histogram = LabHistogram()
+    histogram, texture = LabHistogram(), TextureStats()
     outputs = []
     progress = Progbar(steps, unit_name="batch")
     for x, y in dataset:
@@ -39,11 +40,13 @@ def score(translate, dataset, steps, keep=0):
         for key, v in per_image_metrics(y, out).items():
             values[key].extend(v.tolist())
         histogram.update(y, out)
+        texture.update(y, out)
         if sum(len(o) for o in outputs) < keep:
             outputs.append(np.asarray(out))
         progress.add(1)
     result = {k: float(np.mean(v)) for k, v in values.items()}
     result.update(histogram.intersection())
+    result.update(texture.result())
     result["images"] = len(values["l1"])
     return result, (np.concatenate(outputs)[:keep] if outputs else None)
 
@@ -67,7 +70,10 @@ def write_html(path, rows, grid_name, info):
 td:first-child{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(even){{background:#eee}}</style>
 </head><body><h1>pix2pix_tf evaluation</h1><p>{html.escape(info)}</p>
 <p>L1: mean absolute error in [-1, 1] (lower is better). PSNR (dB) and SSIM on [0, 1] images,
-hist_L/a/b: Lab colour-histogram intersection with the targets (paper Fig. 7); higher is better.</p>
+hist_L/a/b: Lab colour-histogram intersection with the targets (paper Fig. 7); higher is better.
+grid: energy at the up-convolutions' grid frequencies relative to the targets' (1 = as clean as
+the real images; a visible checkerboard scores well above 1.3). sharp: fine-detail energy
+relative to the targets' (below 1: blurrier).</p>
 <table><tr><th></th>{cells}</tr>{body}</table>
 <h2>Samples</h2><img src="{html.escape(grid_name)}" style="max-width:100%"></body></html>
 """)
