@@ -2,9 +2,10 @@
 
 Reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, and the grid-artifact
 (``grid``: 1 = as clean as the targets) and sharpness (``sharp``: below 1 = blurrier) measures
-of :class:`pix2pix_tf.metrics.TextureStats`, for the model and for baselines computed in the same run: identity (output = input, when channel counts allow) and any
-``--compare`` models (e.g. the same generator trained with ``--objective L1``). Writes a table
-(printed, and metrics.json), a side-by-side PNG grid and a small HTML report.
+of :class:`pix2pix_tf.metrics.TextureStats`, for the model and for baselines computed in the
+same run: identity (output = input, when channel counts allow) and any ``--compare`` models
+(e.g. the same generator trained with ``--objective L1``). Writes a table (printed, and
+metrics.json), a side-by-side PNG grid and a small HTML report.
 
 Each model is scored by its task (``Task.evaluate``). Translators as above; instruction editors
 (``--task instruct`` models) by :mod:`pix2pix_tf.tasks.instruct.evaluate`
