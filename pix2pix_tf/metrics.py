@@ -108,8 +108,7 @@ def grid_period(height, width, largest=32):
 
 def _power_spectra(images):
     """``|FFT|^2`` of each image's windowed, mean-free luminance: (batch, H, W)."""
-    gray = np.asarray(to_unit(images).numpy() if hasattr(images, "numpy") else
-                      (np.asarray(images, np.float64) + 1) / 2, np.float64).mean(axis=-1)
+    gray = ((np.asarray(images, np.float64) + 1) / 2).mean(axis=-1)
     gray = gray - gray.mean(axis=(1, 2), keepdims=True)
     window = np.outer(np.hanning(gray.shape[1]), np.hanning(gray.shape[2]))
     return np.abs(np.fft.fft2(gray * window)) ** 2

@@ -15,6 +15,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps the examples' line breaks and shows defaults."""
 
 
+def newest(pattern, root="."):
+    """The most recently written file matching ``pattern`` under ``root``, or None."""
+    from pathlib import Path
+
+    found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
 def images_to_write(source, output):
     """``{input image: output PNG path}`` for an image file or a folder of images and an output
     folder; ``ValueError`` (with the fix) for a missing input, an empty folder, or an output

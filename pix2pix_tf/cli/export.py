@@ -4,7 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail, newest
+from pix2pix_tf.exporters.onnx import WEIGHT_TYPES
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES
 from pix2pix_tf.layers import INFERENCE_MODES
 
@@ -45,7 +46,7 @@ def parser():
                    help="a static web page that runs the model in the browser (OUTPUT/web)")
     p.add_argument("--web-runtime", default="cdn", metavar="cdn|download|PATH",
                    help="where the page's onnxruntime-web comes from (see below)")
-    p.add_argument("--web-weights", choices=["float16", "float32"], default="float16",
+    p.add_argument("--web-weights", choices=WEIGHT_TYPES, default="float16",
                    help="how the page's model stores its weights (float16: half the download, "
                         "the same float32 arithmetic)")
     p.add_argument("--serve", action="store_true",
@@ -74,8 +75,7 @@ def parser():
 
 def newest_run_model(root="runs"):
     """The most recently written ``runs/*/model.keras``, or None."""
-    found = sorted(Path(root).glob("*/model.keras"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    return newest("*/model.keras", root)
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail, newest
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.serve                          # the newest exports/*/web folder
@@ -32,8 +32,8 @@ def parser():
 
 def newest_page(root="exports"):
     """The most recently written ``exports/*/web`` folder, or None."""
-    found = sorted(Path(root).glob("*/web/model.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
+    found = newest("*/web/model.json", root)
+    return found.parent if found else None
 
 
 def serve(folder, port=8000, isolate=True):

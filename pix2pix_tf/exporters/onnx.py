@@ -6,8 +6,8 @@ The conversion sees the weights as inputs, not constants: the generator is trace
 weights are then written into the ONNX file as initializers (the inputs they stood for are
 removed). Converting a graph whose constants are the weights made TensorFlow's graph freezing,
 Grappler and tf2onnx's optimisers copy them again and again: the paper's unet_256 (54 M
-parameters, 218 MB) peaked at 14.3 GB of memory and took 71 s here, more than a Colab runtime
-has; this way it takes about 2 GB and 8 s (benchmarks/NOTES.md, "The model in a web page").
+parameters, 218 MB) peaked at 14.7 GB of memory and took 61 s here, more than a Colab runtime
+has; this way it takes 1.9 GB and 8.5 s (benchmarks/NOTES.md, "The model in a web page").
 The runtime folds the transposes of the weights that the graph now carries once, when it
 loads the model.
 

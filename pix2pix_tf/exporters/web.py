@@ -179,18 +179,14 @@ def export_web(model, output_dir, runtime="cdn", weights="float16",
     if inference_mode == "paper":
         raise ExportError("the web page runs the deterministic inference mode only (no random "
                           "ops in ONNX); export with --inference-mode deterministic.")
-    if runtime == "cdn":
-        runtime_url = CDN_URL
-    else:
-        source = download_runtime() if runtime == "download" else Path(runtime)
-        if runtime != "download" and not source.exists():
-            raise ExportError(f"--web-runtime {runtime}: no such file or folder; give an npm "
-                              f"install folder or tarball of onnxruntime-web {ORT_WEB_VERSION}, "
-                              "'download' or 'cdn'.")
-        runtime_url = "./ort/"
-    config = page_config(model, runtime_url)  # refuses models that have no page first
+    config = page_config(model, CDN_URL if runtime == "cdn" else "./ort/")  # refuses first
+    if runtime not in ("cdn", "download") and not Path(runtime).exists():
+        raise ExportError(f"--web-runtime {runtime}: no such file or folder; give an npm install "
+                          f"folder or tarball of onnxruntime-web {ORT_WEB_VERSION}, 'download' "
+                          "or 'cdn'.")
     output_dir.mkdir(parents=True, exist_ok=True)
     if runtime != "cdn":
+        source = download_runtime() if runtime == "download" else Path(runtime)
         version = vendor_runtime(source, output_dir / "ort")
         if version and version != ORT_WEB_VERSION:
             print(f"note: the web runtime in {runtime} is onnxruntime-web {version}; the page "

@@ -35,7 +35,7 @@ from pix2pix_tf.data import available_splits, load_paired_dataset, open_source, 
 from pix2pix_tf.errors import DataError, OptionError
 from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix
-from pix2pix_tf.networks import build_discriminator, build_generator, image_of
+from pix2pix_tf.networks import as_generator, build_discriminator, build_generator, image_of
 from pix2pix_tf.networks.tiled import translate
 from pix2pix_tf.options import check_choices, flag
 
@@ -129,7 +129,7 @@ class Task:
 
     def predictor(self, model, args):
         """``image (H, W, C) in [-1, 1] -> output`` for ``predict`` with ``args``."""
-        generator = model.generator if hasattr(model, "generator") else model
+        generator = as_generator(model)
         if generator.condition_inputs:
             raise ValueError(f"this model also takes {sorted(generator.condition_inputs)}; its "
                              "task gives predict no way to pass them.")

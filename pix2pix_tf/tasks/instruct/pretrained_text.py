@@ -35,8 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf.errors import DataError
-from pix2pix_tf.tasks.instruct.vocabulary import PAD, Vocabulary, padded_to_length, parse_vocabulary_file
+from pix2pix_tf.tasks.instruct.vocabulary import PAD, Vocabulary, padded_to_length
 
 #: How to get the optional dependencies.
 INSTALL = ('pip install "pix2pix_tf[hub]" (on tensorflow-cpu: pip install --no-deps '
@@ -76,6 +75,8 @@ class WordPieceVocabulary(Vocabulary):
     """
 
     unit = "word pieces (start and end included)"
+
+    file_kind = "wordpiece"
 
     def __init__(self, pieces, sequence_length, *, lowercase=True, strip_accents=True,
                  unknown_token="[UNK]", start_token="[CLS]", end_token="[SEP]"):
@@ -195,15 +196,6 @@ class WordPieceVocabulary(Vocabulary):
                 f"strip_accents {int(self.strip_accents)}; {settings}\n"
                 + "".join(p + "\n" for p in self.words))
         write_atomically(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
-
-    @classmethod
-    def read(cls, path):
-        """The vocabulary :meth:`write` wrote (checked: :func:`parse_vocabulary_file`)."""
-        kind, entries, length, settings = parse_vocabulary_file(path)
-        if kind != "wordpiece":
-            raise DataError(f"{path}: a {kind} vocabulary, not a WordPiece one; read it with "
-                            "pix2pix_tf.tasks.instruct.text.read_vocabulary.")
-        return cls(entries, length, **settings)
 
     # ------------------------------------------------------------- tokenizing in Python
     def pieces(self, instruction):

@@ -249,6 +249,18 @@ class Vocabulary:
         """Writes the file a TFLite / ONNX client tokenizes with."""
         raise NotImplementedError
 
+    #: The kind :func:`parse_vocabulary_file` reports for this class's files.
+    file_kind = None
+
+    @classmethod
+    def read(cls, path):
+        """The vocabulary :meth:`write` wrote (checked: :func:`parse_vocabulary_file`)."""
+        kind, entries, length, settings = parse_vocabulary_file(path)
+        if kind != cls.file_kind:
+            raise DataError(f"{path}: a {kind} vocabulary, not a {cls.file_kind} one; read it "
+                            "with pix2pix_tf.tasks.instruct.text.read_vocabulary.")
+        return cls(entries, length, **settings)
+
 
 class WordVocabulary(Vocabulary):
     """The built-in encoder's vocabulary: whole words, by ``keras.layers.TextVectorization``.
@@ -257,6 +269,8 @@ class WordVocabulary(Vocabulary):
     error, never silently cut: eagerly a ``ValueError`` naming the instruction, in a graph an
     ``InvalidArgumentError`` with the same advice.
     """
+
+    file_kind = "words"
 
     def __init__(self, vocabulary, sequence_length):
         self.words = [str(w) for w in vocabulary]
@@ -295,15 +309,6 @@ class WordVocabulary(Vocabulary):
                 f"line from id 2; sequence_length {self.sequence_length}\n"
                 + "".join(w + "\n" for w in self.words))
         write_atomically(path, lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
-
-    @classmethod
-    def read(cls, path):
-        """The vocabulary :meth:`write` wrote (checked: :func:`parse_vocabulary_file`)."""
-        kind, entries, length, _ = parse_vocabulary_file(path)
-        if kind != "words":
-            raise DataError(f"{path}: a {kind} vocabulary, not a word vocabulary; read it with "
-                            "pix2pix_tf.tasks.instruct.text.read_vocabulary.")
-        return cls(entries, length)
 
     def ids_in_python(self, instruction):
         """Token ids of one instruction without TensorFlow (what a TFLite or ONNX client does
