@@ -146,6 +146,71 @@ def _write_history(path, fields, rows):
     write_atomically(path, write)
 
 
+class StepLog(keras.callbacks.Callback):
+    """Every training step's own losses, not the epoch's running means the progress bar and
+    ``history.csv`` show: rows of ``steps.csv`` (``step``, ``epoch``, then each loss) and
+    TensorBoard scalars (``logs/steps``), so that the curves of a three-epoch run are curves.
+
+    A step's values are read off the loss trackers (Keras ``Mean`` metrics) as the change of
+    their running totals over the change of their counts, so the train step is untouched and
+    a resumed epoch (whose trackers :class:`RestoreEpochState` refills) continues exactly.
+    ``first_step`` is the number of steps already done when this process starts. Rows are
+    written (atomically) at every epoch end and whenever :class:`StepCheckpoint` saves, before
+    the checkpoint, so the file covers at least every step a checkpoint holds; a resumed run
+    drops the rows after its checkpoint (steps done again).
+    """
+
+    def __init__(self, path, first_step=0, log_dir=None):
+        super().__init__()
+        self.path = Path(path)
+        self.step = first_step
+        self.fields, found = _read_history(self.path)
+        self.rows = [r for r in found if int(r["step"]) <= first_step]
+        self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
+        self._previous = None
+        self._written = len(self.rows) if len(self.rows) == len(found) else -1
+
+    def _totals(self):
+        return {m.name: [float(v.value.numpy()) for v in m.variables[:2]]
+                for m in self.model.train_metrics}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._previous = epoch, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._previous is None:  # after every on_epoch_begin, restored trackers included
+            self._previous = self._totals()
+
+    def on_train_batch_end(self, batch, logs=None):
+        totals = self._totals()
+        self.step += 1
+        row = {"step": self.step, "epoch": self._epoch}
+        for name, (total, count) in totals.items():
+            old_total, old_count = self._previous.get(name, (0.0, 0.0))
+            if count > old_count:
+                row[name] = (total - old_total) / (count - old_count)
+        self._previous = totals
+        self.rows.append(row)
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, value in row.items():
+                    if name not in ("step", "epoch"):
+                        tf.summary.scalar(name, value, step=self.step)
+
+    def flush(self):
+        """Writes the rows not yet in ``steps.csv`` (the whole small file, atomically)."""
+        if len(self.rows) == self._written:
+            return
+        fields = self.fields or list(self.rows[-1])
+        _write_history(self.path, fields, self.rows)
+        self.fields, self._written = fields, len(self.rows)
+        if self.writer is not None:
+            self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.flush()
+
+
 class StepCheckpoint(keras.callbacks.Callback):
     """Inside an epoch, every ``every_steps`` steps or ``every_minutes`` minutes, saves
     ``checkpoints/partial.keras`` (model, optimizers, RNG) and ``partial.json`` (epoch, step, the
@@ -155,8 +220,9 @@ class StepCheckpoint(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir, every_steps=None, every_minutes=None, steps_per_epoch=None,
-                 epoch_checkpoint=None, guard=None):
+                 epoch_checkpoint=None, guard=None, step_log=None):
         super().__init__()
+        self.step_log = step_log  # its rows are written before each checkpoint
         self.folder = Path(run_dir) / "checkpoints"
         self.every_steps, self.every_minutes = every_steps, every_minutes
         self.steps_per_epoch = steps_per_epoch
@@ -183,6 +249,8 @@ class StepCheckpoint(keras.callbacks.Callback):
                  "lr": getattr(self.epoch_checkpoint, "_lr", None),
                  "metrics": {m.name: [float(keras.ops.convert_to_numpy(v)) for v in m.variables]
                              for m in self.model.train_metrics}}
+        if self.step_log is not None:
+            self.step_log.flush()
         # The state last: a partial.json always describes the partial.keras beside it.
         (self.folder / PARTIAL_STATE).unlink(missing_ok=True)
         save_atomically(self.model, self.folder / PARTIAL_MODEL)

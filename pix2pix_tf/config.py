@@ -25,7 +25,7 @@ from pathlib import Path
 from pix2pix_tf.data.pipeline import DIRECTIONS, PREPROCESS_MODES
 from pix2pix_tf.distribute import STRATEGIES
 from pix2pix_tf.errors import OptionError
-from pix2pix_tf.layers import INFERENCE_MODES, NORMS
+from pix2pix_tf.layers import INFERENCE_MODES, NORMS, UP_INITS
 from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
 from pix2pix_tf.options import check_choices, flag, option
 from pix2pix_tf.tasks import TASKS, get_task
@@ -87,6 +87,9 @@ class TrainConfig:
     upsampling: str = option("transpose", "U-Net decoder: transposed convolutions (paper) or "
                              "resize + conv (against checkerboard artifacts)", "networks",
                              _upsampling)
+    up_init: str = option("normal", "how the U-Net's transposed convolutions start: N(0, 0.02) "
+                          "taps (paper) or bilinear upsampling times a random channel mix (no "
+                          "checkerboard in short runs; the same network)", "networks", UP_INITS)
     skips: bool = option(True, "U-Net skip connections (off: Table 2's encoder-decoder)",
                          "networks")
     norm: str = option("batch", "normalisation in both networks", "networks", NORMS)
@@ -202,7 +205,7 @@ class TrainConfig:
     # ---------------------------------------------------------------------- network options
     #: config field -> builder option, for each network kind
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
-                        "skips": "skips", "norm": "norm", "dropout": "dropout",
+                        "up_init": "up_init", "skips": "skips", "norm": "norm", "dropout": "dropout",
                         "inference_mode": "inference_mode"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
                             "norm": "norm"}

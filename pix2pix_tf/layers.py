@@ -69,6 +69,49 @@ def conv_init(seeds):
     return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV, seed=seeds.next())
 
 
+#: How the decoder's up-convolutions start: the paper's N(0, 0.02) taps, or bilinear.
+UP_INITS = ("normal", "bilinear")
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class BilinearUpsamplingInit(keras.initializers.Initializer):
+    """A 4x4, stride-2 'same' ``Conv2DTranspose`` kernel that starts as bilinear upsampling
+    followed by a random 1x1 channel mix: ``kernel[y, x, out, in] = b[y] * b[x] * m[out, in]``
+    with ``b = [1, 3, 3, 1] / 4`` and ``m ~ N(0, stddev)``.
+
+    With these taps each output pixel phase interpolates its two nearest input pixels with
+    weights 3/4 and 1/4 (:mod:`pix2pix_tf.subpixel` derives the phases), so the untrained
+    decoder paints smooth images; the paper's independent N(0, 0.02) taps give each of the four
+    phases its own filter, the checkerboard that early training shows (Odena et al., 2016)
+    until the phases learn to agree. The layer, its parameters and every export are the
+    paper's; only the starting point differs. ``stddev`` defaults to 0.04: for a smooth input
+    a phase's output then has about the variance of the paper's four independent taps.
+    """
+
+    def __init__(self, stddev=2 * INIT_STDDEV, seed=None):
+        self.stddev = stddev
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        height, width, out_channels, in_channels = shape
+        if (height, width) != (4, 4):
+            raise ValueError(f"BilinearUpsamplingInit is for 4x4 kernels, got {shape}.")
+        taps = keras.ops.convert_to_tensor([0.25, 0.75, 0.75, 0.25], dtype=dtype)
+        mix = keras.random.normal((out_channels, in_channels), stddev=self.stddev, seed=self.seed,
+                                  dtype=dtype)
+        return taps[:, None, None, None] * taps[None, :, None, None] * mix[None, None]
+
+    def get_config(self):
+        return {"stddev": self.stddev, "seed": self.seed}
+
+
+def up_conv_init(seeds, up_init="normal"):
+    """The kernel initializer of a 4x4 stride-2 transposed convolution (see :data:`UP_INITS`)."""
+    if up_init == "bilinear":
+        return BilinearUpsamplingInit(seed=seeds.next())
+    return conv_init(seeds)
+
+
 def gamma_init(seeds):
     return keras.initializers.RandomNormal(mean=1.0, stddev=INIT_STDDEV, seed=seeds.next())
 

@@ -23,6 +23,7 @@ to the targets (1.0 = like the real images):
 Both use the luminance (channel mean) of each image minus its mean, under a Hann window.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -106,51 +107,109 @@ def grid_period(height, width, largest=32):
     return period
 
 
+def _hann(n):
+    """numpy's ``hanning(n)`` (the symmetric window) for a dynamic ``n``."""
+    return tf.signal.hann_window(n, periodic=False, dtype=tf.float64)
+
+
 def _power_spectra(images):
-    """``|FFT|^2`` of each image's windowed, mean-free luminance: (batch, H, W)."""
-    gray = ((np.asarray(images, np.float64) + 1) / 2).mean(axis=-1)
-    gray = gray - gray.mean(axis=(1, 2), keepdims=True)
-    window = np.outer(np.hanning(gray.shape[1]), np.hanning(gray.shape[2]))
-    return np.abs(np.fft.fft2(gray * window)) ** 2
+    """``|FFT|^2`` of each image's windowed, mean-free luminance: (batch, H, W), float64."""
+    gray = tf.reduce_mean((tf.cast(images, tf.float64) + 1.0) / 2.0, axis=-1)
+    gray = gray - tf.reduce_mean(gray, axis=[1, 2], keepdims=True)
+    height, width = tf.shape(gray)[1], tf.shape(gray)[2]
+    window = _hann(height)[:, None] * _hann(width)[None, :]
+    return tf.abs(tf.signal.fft2d(tf.cast(gray * window, tf.complex128))) ** 2
 
 
 def _grid_masks(height, width):
-    period = grid_period(height, width)
-    rows = np.zeros(height, bool)
-    cols = np.zeros(width, bool)
-    rows[np.round(np.arange(period) * height / period).astype(int) % height] = True
-    cols[np.round(np.arange(period) * width / period).astype(int) % width] = True
-    grid = np.outer(rows, cols)
-    grid[0, 0] = False  # the mean
-    fy = np.abs(np.fft.fftfreq(height))[:, None]
-    fx = np.abs(np.fft.fftfreq(width))[None, :]
-    high = (np.hypot(fy, fx) > 0.25) & ~grid
-    return grid, high
+    """The grid frequencies and the fine-detail band (both (H, W) booleans), graph-safe: the
+    same as :func:`grid_period` and ``numpy.fft.fftfreq`` give for static sizes."""
+    shortest = tf.minimum(32, tf.minimum(height, width) // 8)
+    candidates = tf.constant([2, 4, 8, 16, 32])
+    period = tf.reduce_max(tf.where(candidates <= tf.maximum(shortest, 2), candidates, 2))
+
+    def phases(size):  # the bins a*size/period, a = 0..period-1 (numpy's rounding: half-even)
+        where = tf.math.round(tf.cast(tf.range(period), tf.float64)
+                              * tf.cast(size, tf.float64) / tf.cast(period, tf.float64))
+        hits = tf.one_hot(tf.cast(where, tf.int32) % size, size)
+        return tf.reduce_any(hits > 0, axis=0)
+
+    grid = phases(height)[:, None] & phases(width)[None, :]
+    grid &= ~(tf.equal(tf.range(height), 0)[:, None] & tf.equal(tf.range(width), 0)[None, :])
+
+    def frequencies(size):  # |numpy.fft.fftfreq(size)|
+        k = tf.range(size)
+        return tf.cast(tf.minimum(k, size - k), tf.float64) / tf.cast(size, tf.float64)
+
+    radius = tf.sqrt(frequencies(height)[:, None] ** 2 + frequencies(width)[None, :] ** 2)
+    return grid, (radius > 0.25) & ~grid
+
+
+#: The sums :class:`TextureStats` and :class:`TextureMetric` accumulate, per side.
+TEXTURE_SUMS = ("grid_out", "near_out", "high_out", "grid_tgt", "near_tgt", "high_tgt")
+
+
+def texture_sums(targets, outputs):
+    """The six energy sums of one batch (a dict keyed by :data:`TEXTURE_SUMS`, float64
+    scalars); graph-safe, any image size."""
+    sums = {}
+    for side, images in (("tgt", targets), ("out", outputs)):
+        power = _power_spectra(images)
+        grid, high = _grid_masks(tf.shape(power)[1], tf.shape(power)[2])
+        near = sum(tf.roll(power, shift, axis) for shift in (-2, 2) for axis in (1, 2)) / 4
+        sums[f"grid_{side}"] = tf.reduce_sum(tf.boolean_mask(power, grid, axis=1))
+        sums[f"near_{side}"] = tf.reduce_sum(tf.boolean_mask(near, grid, axis=1))
+        sums[f"high_{side}"] = tf.reduce_sum(tf.boolean_mask(power, high, axis=1))
+    return sums
+
+
+def texture_ratios(sums):
+    """``{"grid": ..., "sharp": ...}`` from accumulated :func:`texture_sums`."""
+    tiny = 1e-12
+    grid_out = sums["grid_out"] / tf.maximum(sums["near_out"], tiny)
+    grid_tgt = sums["grid_tgt"] / tf.maximum(sums["near_tgt"], tiny)
+    return {"grid": grid_out / tf.maximum(grid_tgt, tiny),
+            "sharp": sums["high_out"] / tf.maximum(sums["high_tgt"], tiny)}
 
 
 class TextureStats:
     """Accumulates the ``grid`` and ``sharp`` measures (see the module's doc) over a test set."""
 
     def __init__(self):
-        self.sums = {"grid_out": 0.0, "near_out": 0.0, "grid_tgt": 0.0, "near_tgt": 0.0,
-                     "high_out": 0.0, "high_tgt": 0.0}
+        self.sums = dict.fromkeys(TEXTURE_SUMS, 0.0)
 
     def update(self, targets, outputs):
-        for side, images in (("tgt", targets), ("out", outputs)):
-            power = _power_spectra(images)
-            grid, high = _grid_masks(*power.shape[1:])
-            near = sum(np.roll(power, shift, axis) for shift in (-2, 2) for axis in (1, 2)) / 4
-            self.sums[f"grid_{side}"] += float(power[:, grid].sum())
-            self.sums[f"near_{side}"] += float(near[:, grid].sum())
-            self.sums[f"high_{side}"] += float(power[:, high].sum())
+        for key, value in texture_sums(targets, outputs).items():
+            self.sums[key] += float(value)
 
     def result(self):
         """``{"grid": ..., "sharp": ...}``: outputs relative to targets (1 = alike)."""
-        s, tiny = self.sums, 1e-12
-        grid_out = s["grid_out"] / max(s["near_out"], tiny)
-        grid_tgt = s["grid_tgt"] / max(s["near_tgt"], tiny)
-        return {"grid": grid_out / max(grid_tgt, tiny),
-                "sharp": s["high_out"] / max(s["high_tgt"], tiny)}
+        sums = {k: tf.constant(v, tf.float64) for k, v in self.sums.items()}
+        return {k: float(v) for k, v in texture_ratios(sums).items()}
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class TextureMetric(keras.metrics.Metric):
+    """``grid`` and ``sharp`` as a Keras metric (its result is a dict of both), so that the
+    validation of every epoch logs them beside L1, PSNR and SSIM (``val_grid``, ``val_sharp``
+    in ``history.csv`` and TensorBoard)."""
+
+    def __init__(self, name="texture", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.sums = {key: self.add_variable((), "zeros", dtype="float64", name=key)
+                     for key in TEXTURE_SUMS}
+
+    def update_state(self, targets, outputs):
+        for key, value in texture_sums(targets, outputs).items():
+            self.sums[key].assign_add(value)
+
+    def result(self):
+        return {k: tf.cast(v, tf.float32) for k, v in
+                texture_ratios({k: tf.convert_to_tensor(v) for k, v in self.sums.items()}).items()}
+
+    def reset_state(self):
+        for variable in self.sums.values():
+            variable.assign(0.0)
 
 
 def texture_scores(targets, outputs):

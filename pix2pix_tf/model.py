@@ -21,7 +21,8 @@ as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them:
 ``(inputs, target)`` either way, and the discriminator sees the image. A generator with a second
 input therefore trains, predicts and exports with no change here.
 
-``call()`` is the translation, ``test_step`` reports L1, PSNR and SSIM, and the whole model
+``call()`` is the translation, ``test_step`` reports L1, PSNR, SSIM and the grid and sharpness
+measures (:class:`pix2pix_tf.metrics.TextureMetric`), and the whole model
 (both networks, the loss settings, the inference mode, and both optimizers with their state)
 saves to one ``.keras`` file that loads with ``safe_mode=True``.
 """
@@ -35,7 +36,7 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.data.pipeline import DIRECTIONS
 from pix2pix_tf.layers import check_inference_mode
-from pix2pix_tf.metrics import image_scores
+from pix2pix_tf.metrics import TextureMetric, image_scores
 from pix2pix_tf.networks import (
     Generator,
     build_discriminator,
@@ -226,6 +227,7 @@ class Pix2Pix(keras.Model):
         self.l1_tracker = keras.metrics.Mean(name="l1")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        self.texture_tracker = TextureMetric(name="texture")  # logs grid and sharp
         self.g_optimizer = None
         self.d_optimizer = None
         self.built = True
@@ -277,7 +279,7 @@ class Pix2Pix(keras.Model):
 
     @property
     def test_metrics(self):
-        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker]
+        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker, self.texture_tracker]
 
     @property
     def metrics(self):
@@ -466,11 +468,17 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         x, y = self._unpack(data)
-        scores = image_scores(y, self(x, training=False))
+        out = self(x, training=False)
+        scores = image_scores(y, out)
         self.l1_tracker.update_state(scores["l1"])
         self.psnr_tracker.update_state(scores["psnr"])
         self.ssim_tracker.update_state(scores["ssim"])
-        return {m.name: m.result() for m in self.test_metrics}
+        self.texture_tracker.update_state(y, out)
+        logs = {}
+        for metric in self.test_metrics:  # the texture metric gives two: grid and sharp
+            result = metric.result()
+            logs.update(result if isinstance(result, dict) else {metric.name: result})
+        return logs
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -6,9 +6,11 @@
 - ``checkpoints/epoch_NNNN.keras``: the newest checkpoints (model, both optimizers, RNG state),
   written atomically; ``checkpoints/partial.keras`` + ``partial.json``: a checkpoint inside the
   current epoch (``checkpoint_every``), removed when the epoch's own is written;
-- ``history.csv`` and ``loss_curves.png``: per-epoch losses and validation metrics;
+- ``history.csv``: per-epoch losses and validation metrics (L1, PSNR, SSIM, grid, sharp);
+  ``steps.csv``: every step's losses (:class:`pix2pix_tf.callbacks.StepLog`);
+  ``loss_curves.png``: both, plotted against the step;
 - ``samples/``: input | target | output grids during and at the end of training;
-- ``logs/``: TensorBoard scalars and sample images;
+- ``logs/``: TensorBoard scalars (per epoch; per step under ``logs/steps``) and sample images;
 - ``model.keras``: the final model;
 - ``.lock``: while a trainer runs, its PID and host (:class:`pix2pix_tf.rundir.RunLock`): a
   second trainer on the same directory is refused, a stale lock is taken over.
@@ -38,6 +40,7 @@ from pix2pix_tf.callbacks import (
     RestoreEpochState,
     SampleGrid,
     StepCheckpoint,
+    StepLog,
     StopOnCtrlC,
     checkpoints,
     read_partial,
@@ -243,10 +246,14 @@ def _train(run_dir, config, verbose, train_data, test_data):
     if not resuming:  # only now: a run that failed to start leaves nothing to resume
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
+        (run_dir / "steps.csv").unlink(missing_ok=True)
 
     guard = NaNGuard()
-    callbacks = [guard, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
-                                                    profile_batch=0)]
+    step_log = StepLog(run_dir / "steps.csv", initial_epoch * steps_per_epoch + start_step,
+                       log_dir=run_dir / "logs" / "steps")
+    callbacks = [guard, step_log,
+                 keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
+                                             profile_batch=0)]
     samples = None
     if config.samples > 0:
         # Fixed examples: the test split, else un-augmented training pairs.
@@ -262,7 +269,7 @@ def _train(run_dir, config, verbose, train_data, test_data):
     epoch_checkpoint = EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard)
     every_steps, every_minutes = checkpoint_interval(config.checkpoint_every)
     step_checkpoint = StepCheckpoint(run_dir, every_steps, every_minutes, steps_per_epoch,
-                                     epoch_checkpoint, guard)
+                                     epoch_checkpoint, guard, step_log)
     callbacks += [step_checkpoint, epoch_checkpoint]
     ctrl_c = StopOnCtrlC()  # called last: a Ctrl-C'd epoch end still saves its checkpoint first
     start = time.perf_counter()
@@ -313,5 +320,6 @@ def _train(run_dir, config, verbose, train_data, test_data):
         samples.set_model(model)
         outputs["samples"] = samples.draw("final", title="final model")
     if (run_dir / "history.csv").exists():
-        outputs["loss_curves"] = loss_curves(run_dir / "history.csv", run_dir / "loss_curves.png")
+        outputs["loss_curves"] = loss_curves(run_dir / "history.csv", run_dir / "loss_curves.png",
+                                             steps_csv=run_dir / "steps.csv")
     return outputs

@@ -36,15 +36,17 @@ def make_pairs(folder, n=4, size=32, seed=0):
 
 
 def assert_same_run(run_dir, reference_dir):
-    """A resumed run ended exactly like an uninterrupted one: history and final weights."""
+    """A resumed run ended exactly like an uninterrupted one: history, every step's losses and
+    the final weights."""
     assert history(run_dir) == history(reference_dir)
+    assert history(run_dir, "steps.csv") == history(reference_dir, "steps.csv")
     a = keras.models.load_model(Path(reference_dir) / "model.keras")
     b = keras.models.load_model(Path(run_dir) / "model.keras")
     assert max_weight_diff(a, b) == 0.0
 
 
-def history(run_dir):
-    with open(Path(run_dir) / "history.csv", newline="") as f:
+def history(run_dir, name="history.csv"):
+    with open(Path(run_dir) / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -67,13 +69,26 @@ def test_train_leaves_everything_in_the_run_directory(trained):
     assert json.loads((run / "config.json").read_text())["ngf"] == 4
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    assert {"d_loss", "g_l1", "g_gan", "g_total", "val_l1", "val_psnr", "val_ssim", "lr"} <= set(rows[0])
+    assert {"d_loss", "g_l1", "g_gan", "g_total", "val_l1", "val_psnr", "val_ssim", "val_grid",
+            "val_sharp", "lr"} <= set(rows[0])
     assert float(rows[0]["lr"]) == pytest.approx(2e-4) and float(rows[1]["lr"]) == pytest.approx(1e-4)
+    assert all(float(r["val_grid"]) > 0 and float(r["val_sharp"]) > 0 for r in rows)
+    # every step's own losses (4 pairs, batch 1: 4 steps an epoch), whose means are the epochs'
+    steps = history(run, "steps.csv")
+    assert [int(r["step"]) for r in steps] == list(range(1, 9))
+    assert [int(r["epoch"]) for r in steps] == [0] * 4 + [1] * 4
+    for epoch, row in enumerate(rows):
+        for key in ("d_loss", "g_l1", "g_gan", "g_total"):
+            mean = np.mean([float(s[key]) for s in steps if int(s["epoch"]) == epoch])
+            assert mean == pytest.approx(float(row[key]), rel=1e-5), key
+    assert len({s["g_l1"] for s in steps}) == 8  # per-step values, not running means
     # TensorBoard: scalars and sample images
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars = EventAccumulator(str(run / "logs" / "train")).Reload().Tags()["tensors"]
     assert any("g_l1" in t for t in scalars)
+    per_step = EventAccumulator(str(run / "logs" / "steps")).Reload()
+    assert [e.step for e in per_step.Tensors("g_l1")] == list(range(1, 9))
     images = EventAccumulator(str(run / "logs" / "samples")).Reload().Tags()["tensors"]
     assert any("samples" in t for t in images)
     model = keras.models.load_model(run / "model.keras")

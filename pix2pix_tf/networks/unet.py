@@ -37,11 +37,13 @@ import keras
 from pix2pix_tf.conditioning import NONE
 from pix2pix_tf.layers import (
     NORMS,
+    UP_INITS,
     Dropout,
     SeedSequence,
     check_inference_mode,
     conv_init,
     normalization,
+    up_conv_init,
 )
 from pix2pix_tf.networks.contract import IMAGE, Generator, size_message
 
@@ -65,6 +67,7 @@ def unet_generator(
     dropout_layout="paper",
     skips=True,
     upsampling="transpose",
+    up_init="normal",
     image_size=None,
     inference_mode="paper",
     conditioning=None,
@@ -91,6 +94,10 @@ def unet_generator(
             (Table 2), which exists to show what the skips are worth.
         upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) or 'resize_conv'
             (nearest-neighbour 2x resize + 3x3 convolution, against checkerboard artifacts).
+        up_init: how the transposed convolutions start: 'normal' (paper: N(0, 0.02) taps) or
+            'bilinear' (bilinear upsampling times a random channel mix,
+            :class:`pix2pix_tf.layers.BilinearUpsamplingInit`): the same network, without the
+            checkerboard that short runs keep.
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -117,6 +124,10 @@ def unet_generator(
         raise ValueError(f"Unknown dropout_layout {dropout_layout!r}; choose one of "
                          f"{', '.join(DROPOUT_LAYOUTS)}.")
     check_inference_mode(inference_mode)
+    if up_init not in UP_INITS:
+        raise ValueError(f"Unknown up_init {up_init!r}; choose one of {', '.join(UP_INITS)}.")
+    if up_init != "normal" and upsampling != "transpose":
+        raise ValueError("up_init applies to transposed convolutions (upsampling='transpose').")
     dropout_blocks = (range(DROPOUT_BLOCKS) if dropout_layout == "paper"
                       else range(1, num_downs - 4))
     multiple = 2**num_downs
@@ -132,10 +143,9 @@ def unet_generator(
     filters = [ngf * min(2**i, 8) for i in range(num_downs)]
 
     def conv(cls, n, layer_name, bias=use_bias):
-        return cls(
-            n, 4, strides=2, padding="same", use_bias=bias,
-            kernel_initializer=conv_init(seeds), name=layer_name,
-        )
+        init = up_conv_init(seeds, up_init) if cls is keras.layers.Conv2DTranspose else conv_init(seeds)
+        return cls(n, 4, strides=2, padding="same", use_bias=bias, kernel_initializer=init,
+                   name=layer_name)
 
     def up(x, n, layer_name, bias=use_bias):
         """Doubles height and width: ``(b, h, w, c) -> (b, 2h, 2w, n)``."""
