@@ -90,6 +90,9 @@ class TrainConfig:
     up_init: str = option("normal", "how the U-Net's transposed convolutions start: N(0, 0.02) "
                           "taps (paper) or bilinear upsampling times a random channel mix (no "
                           "checkerboard in short runs; the same network)", "networks", UP_INITS)
+    pixel_head: int = option(0, "U-Net: width of a per-pixel head at full resolution that also "
+                             "sees the input (0: paper); keeps detail in per-pixel edits",
+                             "networks")
     skips: bool = option(True, "U-Net skip connections (off: Table 2's encoder-decoder)",
                          "networks")
     norm: str = option("batch", "normalisation in both networks", "networks", NORMS)
@@ -110,6 +113,9 @@ class TrainConfig:
     lambda_feat: float = option(0.0, "pix2pixHD discriminator feature-matching weight (0: off, "
                                 "the paper's objective; pix2pixHD uses 10 with --discriminator "
                                 "multiscale)", "objective")
+    d_shift: int = option(0, "roll the discriminator's pairs by a random offset below this many "
+                          "pixels every step (0: paper); keeps its 8-pixel logit lattice out of "
+                          "the generator's outputs", "objective")
     lr: float = option(2e-4, "Adam learning rate (paper 2e-4)", "objective")
     beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
     epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")
@@ -205,8 +211,8 @@ class TrainConfig:
     # ---------------------------------------------------------------------- network options
     #: config field -> builder option, for each network kind
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
-                        "up_init": "up_init", "skips": "skips", "norm": "norm", "dropout": "dropout",
-                        "inference_mode": "inference_mode"}
+                        "up_init": "up_init", "pixel_head": "pixel_head", "skips": "skips",
+                        "norm": "norm", "dropout": "dropout", "inference_mode": "inference_mode"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
                             "norm": "norm"}
 

@@ -137,6 +137,13 @@ class Pix2Pix(keras.Model):
             0 (default, the paper's objective) leaves it out. It needs a discriminator that
             returns its block activations, such as ``multiscale``; it exists because it
             stabilises training with multi-scale discriminators at high resolution.
+        d_shift: roll the pairs the discriminator sees (real and fake, input and image
+            together) by a random offset below ``d_shift`` pixels in each direction at every
+            training call; 0 (default, the paper's) does not. A PatchGAN's logits lie on a
+            lattice of its total stride (8 pixels for 70x70), so its gradient to the generator
+            does too, and a short run paints that lattice into its outputs; random shifts
+            keep the lattice from staying in place (DiffAugment-style translation, Zhao et al.,
+            2020).
         training_config: the options of the run that trained the model (a
             :class:`pix2pix_tf.config.TrainConfig` as a dict), saved inside the model so that
             later steps (export calibration, evaluation) know its data and settings.
@@ -174,6 +181,7 @@ class Pix2Pix(keras.Model):
         seed=None,
         g_sees_updated_d=True,
         lambda_feat=0.0,
+        d_shift=0,
         training_config=None,
         model_card=None,
         **kwargs,
@@ -211,6 +219,15 @@ class Pix2Pix(keras.Model):
         self.gan_mode = gan_mode
         self.seed = seed
         self.g_sees_updated_d = bool(g_sees_updated_d)
+        if int(d_shift) < 0:
+            raise ValueError(f"d_shift must be >= 0, got {d_shift}.")
+        self.d_shift = int(d_shift)
+        if self.d_shift:  # a saved (seed, counter): a resumed run draws the same shifts
+            initial = [int(seed) if seed is not None else 0, 0]
+            self.shift_rng = keras.Variable(
+                lambda shape, dtype=None: ops.convert_to_tensor(initial, "int32"), shape=(2,),
+                dtype="int32", trainable=False, name="d_shift_rng", synchronization="on_read",
+                aggregation="only_first_replica")
         self._inference_mode = inference_mode
         generator.inference_mode = inference_mode
         if self.lambda_feat > 0 and not (self.trains_discriminator and self._d_features()):
@@ -358,10 +375,25 @@ class Pix2Pix(keras.Model):
         """The discriminator's verdict on ``images`` given ``inputs`` (ignored if
         unconditional): ``(logits, features)``, each a list with one entry per scale
         (features: the list of block activations, empty when the discriminator gives none)."""
-        out = self.discriminator(self.discriminator_inputs(inputs, images), training=training)
+        pair = self.discriminator_inputs(inputs, images)
+        if training and self.d_shift > 0:
+            pair = self._shifted(pair)
+        out = self.discriminator(pair, training=training)
         scales = list(out) if isinstance(out, (list, tuple)) else [out]
         scales = [list(s) if isinstance(s, (list, tuple)) else [s] for s in scales]
         return [s[-1] for s in scales], [s[:-1] for s in scales]
+
+    def _shifted(self, pair):
+        """The discriminator's images rolled together by a random (dy, dx) in
+        ``[0, d_shift)`` (``d_shift``: see the class docstring)."""
+        state = tf.convert_to_tensor(self.shift_rng.value)
+        self.shift_rng.assign(state + tf.constant([0, 1], "int32"))
+        dy, dx = tf.unstack(tf.random.stateless_uniform((2,), state, 0, self.d_shift, "int32"))
+
+        def roll(t):
+            return tf.roll(t, [dy, dx], [1, 2]) if len(t.shape) == 4 else t
+
+        return tf.nest.map_structure(roll, pair)
 
     def discriminator_inputs(self, inputs, images):
         """What the discriminator is called with: ``[input image, images]`` (conditional) or
@@ -500,6 +532,7 @@ class Pix2Pix(keras.Model):
             seed=self.seed,
             g_sees_updated_d=self.g_sees_updated_d,
             lambda_feat=self.lambda_feat,
+            d_shift=self.d_shift,
             training_config=self.training_config,
             model_card=self.model_card,
         )

@@ -338,6 +338,9 @@ def test_instruction_accuracy_of_an_oracle_and_of_copying():
     assert np.trace(perfect["confusion"]) == perfect["counted"]
     copying = evaluate_instructions(None, images, outputs_fn=copy_input)
     assert copying["accuracy"] < 0.5
+    assert set(perfect["per_edit_psnr"]) == set(EDITS)  # PSNR to each edit's own target
+    assert min(perfect["per_edit_psnr"].values()) > 60
+    assert copying["per_edit_psnr"]["invert"] < 15 < copying["per_edit_psnr"]["blur"]
     assert copying["counted"] + copying["excluded"] == 4 * sum(
         len(e.held_out) for e in EDITS.values())
 
@@ -422,6 +425,14 @@ def test_commands_train_edit_evaluate(tmp_path, capsys):
     assert model_row["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())  # its matrix
     assert metrics["results"]["copy the input"]["accuracy"] != model_row["accuracy"] or \
         metrics["results"]["copy the input"]["l1"] != model_row["l1"]  # scored separately
+    assert "PSNR to the target, dB" in printed and set(metrics["per_edit_psnr"]["model"]) == set(EDITS)
+    # whole photos of everyday scenes at another size than training's crops
+    assert evaluate_cli.main(["--model", str(run / "model.keras"), "--data", "edits:skimage",
+                              "--photo-size", "24", "--output", str(report)]) == 0
+    assert "5 held-out 24x24 images (edits:skimage" in capsys.readouterr().out
+    assert evaluate_cli.main(["--model", str(run / "model.keras"), "--data", "edits:skimage",
+                              "--photo-size", "20", "--output", str(report)]) == 2
+    assert "not a multiple of 8" in capsys.readouterr().err
 
 
 def test_pooling_layers():

@@ -187,3 +187,18 @@ def test_networks_save_and_load_safely(tmp_path):
         loaded = keras.models.load_model(path, safe_mode=True)
         assert as_json(loaded.get_config()) == as_json(model.get_config())
         np.testing.assert_array_equal(loaded(args, training=False), model(args, training=False))
+
+
+def test_pixel_head_adds_a_full_resolution_path_that_sees_the_input():
+    from pix2pix_tf import unet_generator
+
+    plain = unet_generator(ngf=4, num_downs=3, seed=0)
+    headed = unet_generator(ngf=4, num_downs=3, pixel_head=8, seed=0)
+    names = {layer.name for layer in headed.layers}
+    assert {"pixel_skip", "pixel1_conv", "pixel2_conv", "pixel_out_conv"} <= names
+    assert not {"pixel_skip", "pixel1_conv"} & {layer.name for layer in plain.layers}
+    assert headed.get_layer("pixel_skip").output.shape[-1] == 3 + 8  # the image + features
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    assert headed(x).shape == (1, 16, 16, 3)
+    with pytest.raises(ValueError, match="pixel_head must be >= 0"):
+        unet_generator(pixel_head=-1)

@@ -68,6 +68,7 @@ def unet_generator(
     skips=True,
     upsampling="transpose",
     up_init="normal",
+    pixel_head=0,
     image_size=None,
     inference_mode="paper",
     conditioning=None,
@@ -98,6 +99,14 @@ def unet_generator(
             'bilinear' (bilinear upsampling times a random channel mix,
             :class:`pix2pix_tf.layers.BilinearUpsamplingInit`): the same network, without the
             checkerboard that short runs keep.
+        pixel_head: 0 (paper) or the width of a per-pixel head at full resolution: the last
+            up-convolution gives ``pixel_head`` features, which are concatenated with the input
+            image and pass through two 1x1 convolutions (each listening to the conditioning)
+            before the output. The paper's U-Net reaches full resolution only through its
+            last 4x4 up-convolution, whose input is half resolution, so every output pixel is
+            interpolated: fine detail blurs even where the output is an exact per-pixel
+            function of the input (the instruction editor's colour edits). The head gives
+            those an exact path.
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -124,6 +133,8 @@ def unet_generator(
         raise ValueError(f"Unknown dropout_layout {dropout_layout!r}; choose one of "
                          f"{', '.join(DROPOUT_LAYOUTS)}.")
     check_inference_mode(inference_mode)
+    if pixel_head < 0:
+        raise ValueError(f"pixel_head must be >= 0, got {pixel_head}.")
     if up_init not in UP_INITS:
         raise ValueError(f"Unknown up_init {up_init!r}; choose one of {', '.join(UP_INITS)}.")
     if up_init != "normal" and upsampling != "transpose":
@@ -194,6 +205,17 @@ def unet_generator(
             x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
 
     x = keras.layers.ReLU(name="output_relu")(x)
-    x = up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
+    if not pixel_head:  # the paper's last layer
+        x = up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
+    else:  # full-resolution features, then a per-pixel network that also sees the input
+        x = up(x, pixel_head, "output_conv", bias=True)  # (b, H, W, pixel_head)
+        x = keras.layers.Concatenate(name="pixel_skip")([image, x])
+        for k in (1, 2):
+            x = keras.layers.Conv2D(pixel_head, 1, kernel_initializer=keras.initializers.HeNormal(
+                seed=seeds.next()), name=f"pixel{k}_conv")(x)
+            x = condition(x, f"pixel{k}")
+            x = keras.layers.ReLU(name=f"pixel{k}_relu")(x)
+        x = keras.layers.Conv2D(output_channels, 1, kernel_initializer=conv_init(seeds),
+                                name="pixel_out_conv")(x)  # (b, H, W, out)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
     return Generator(inputs, outputs, name=name, size_multiple=multiple)

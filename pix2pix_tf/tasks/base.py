@@ -116,7 +116,7 @@ class Task:
         return self.model_class(generator, discriminator, lambda_l1=lambda_l1,
                                 lambda_gan=lambda_gan, gan_mode=config.gan_mode,
                                 inference_mode=config.inference_mode,
-                                lambda_feat=config.lambda_feat,
+                                lambda_feat=config.lambda_feat, d_shift=config.d_shift,
                                 training_config=config.to_dict(), **extra)
 
     def sample_labels(self, inputs):

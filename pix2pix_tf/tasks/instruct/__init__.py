@@ -96,7 +96,7 @@ class InstructTask(Task):
     default_preset = "instruct"
     model_class = InstructPix2Pix
     predict_options = ("instruction", "strength", "allow_empty")
-    evaluate_options = ("phrasings",)
+    evaluate_options = ("phrasings", "photo_size")
 
     def check(self, config):
         for table, name, kind in ((GENERATORS, config.generator, "generator"),
@@ -158,13 +158,18 @@ class InstructTask(Task):
     def add_evaluate_arguments(self, group):
         group.add_argument("--phrasings", choices=["held_out", "train"], default=None,
                            help="which phrasings of the edits to ask with (default held_out)")
+        group.add_argument("--photo-size", type=int, default=None,
+                           help="score whole photos resized to this square size (a multiple of "
+                           "the generator's) instead of training-size crops; e.g. --data "
+                           "edits:skimage --photo-size 256 for scikit-image's everyday photos")
 
     def evaluate(self, models, args, output):
         from pix2pix_tf.tasks.instruct.evaluate import evaluate_editor
 
         return evaluate_editor(models, output, data=args.data, split=args.split,
                                phrasings=args.phrasings or "held_out",
-                               inference_mode=args.inference_mode)
+                               inference_mode=args.inference_mode,
+                               photo_size=args.photo_size)
 
     # ------------------------------------------------------------------------------ export
     def export_examples(self, model, size, count, data=None, split="test", direction=None):

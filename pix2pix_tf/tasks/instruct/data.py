@@ -271,14 +271,33 @@ class DatasetSource(_EncodedSource):
         self._store(inputs, targets, texts, (3, 3))
 
 
+#: scikit-image's bundled colour photographs of everyday scenes (``images="skimage"``): a
+#: person, a cup, a cat, a rocket, a motorcycle. None is in the demo, so an editor trained on
+#: the demo's tiles meets them first when it is evaluated on ``edits:skimage``.
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle")
+
+
+def skimage_photos():
+    """:data:`SKIMAGE_PHOTOS` as uint8 arrays (needs scikit-image, a dev dependency)."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise DataError("edits:skimage needs scikit-image: pip install scikit-image") from None
+    photos = [getattr(data, name)() for name in SKIMAGE_PHOTOS]
+    return [photo[0] if isinstance(photo, tuple) else photo for photo in photos]  # stereo: left
+
+
 def load_images(images=None, *, size=128, split="train"):
     """Real photos for the bundled edits as a uint8 ``(N, size, size, 3)`` array.
 
     ``images``: ``None`` or ``"demo"`` for the demo's tiles (each tile's map and satellite
     halves, both real images; ``split`` 'train' or 'test', which share no pixel), a folder of
-    photos (its ``split`` subfolder if it has one; each photo centre-cropped to a square), or
-    an array. Images are resized to ``size``.
+    photos (its ``split`` subfolder if it has one; each photo centre-cropped to a square),
+    ``"skimage"`` (scikit-image's photos of everyday scenes, :data:`SKIMAGE_PHOTOS`, for any
+    split), or an array. Images are resized to ``size``.
     """
+    if isinstance(images, str) and images == "skimage":
+        return np.stack([_square(Image.fromarray(photo), size) for photo in skimage_photos()])
     if isinstance(images, np.ndarray):
         array = images if images.ndim == 4 else images[None]
         if array.dtype != np.uint8 or array.shape[-1] != 3:
@@ -302,12 +321,16 @@ def load_images(images=None, *, size=128, split="train"):
         parts = ([photo.crop((0, 0, width // 2, height)), photo.crop((width // 2, 0, width,
                                                                       height))]
                  if halves else [photo])
-        for part in parts:
-            w, h = part.size
-            side = min(w, h)
-            part = part.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-            out.append(np.asarray(part.resize((size, size), Image.BICUBIC)))
+        out.extend(_square(part, size) for part in parts)
     return np.stack(out)
+
+
+def _square(photo, size):
+    """A PIL image centre-cropped to a square and resized to ``size`` (uint8 array)."""
+    w, h = photo.size
+    side = min(w, h)
+    photo = photo.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+    return np.asarray(photo.resize((size, size), Image.BICUBIC))
 
 
 class EditsSource(PairSource):

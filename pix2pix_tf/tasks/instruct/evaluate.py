@@ -48,7 +48,8 @@ def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", ba
     ``outputs_fn(images, instructions)``: outputs in [0, 1] for [0, 1] inputs (default: the
     model in its current inference mode). Returns a dict: ``accuracy``, ``counted``,
     ``excluded``, ``confusion`` (K x K counts, rows requested, columns nearest), ``per_phrasing``
-    ``{phrasing: accuracy}``, ``l1``/``psnr``/``ssim`` to the requested target, ``edits`` (names),
+    ``{phrasing: accuracy}``, ``l1``/``psnr``/``ssim`` to the requested target, ``per_edit_psnr``
+    ``{edit: PSNR to its target}``, ``edits`` (names),
     and ``examples`` (for sample grids: input, instruction, output, target of each edit's first
     image).
     """
@@ -68,6 +69,7 @@ def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", ba
 
     confusion = np.zeros((k, k), np.int64)
     per_phrasing, scores, examples = {}, {"l1": [], "psnr": [], "ssim": []}, []
+    per_edit = {}
     excluded = 0
     for e, edit in enumerate(edits):
         for phrase in getattr(edit, "phrasings" if phrasings == "train" else "held_out"):
@@ -87,6 +89,7 @@ def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", ba
                                           out * 2 - 1)
                 for key in scores:
                     scores[key].append(found[key])
+                per_edit.setdefault(edit.name, []).append(found["psnr"])
                 if start == 0 and phrase == edit_phrases(edit, phrasings)[0]:
                     examples.append((batch[0], phrase, out[0], targets[e, 0]))
             per_phrasing[phrase] = right / max(total, 1)
@@ -94,6 +97,8 @@ def evaluate_instructions(model, images, *, edits=None, phrasings="held_out", ba
     return {"accuracy": float(np.trace(confusion)) / max(counted, 1), "counted": counted,
             "excluded": excluded, "confusion": confusion, "per_phrasing": per_phrasing,
             "edits": [e.name for e in edits], "examples": examples,
+            "per_edit_psnr": {name: float(np.mean(np.concatenate(v)))
+                              for name, v in per_edit.items()},
             **{key: float(np.mean(np.concatenate(v))) for key, v in scores.items()}}
 
 
@@ -117,6 +122,18 @@ def instruction_table(rows, k):
             continue
         lines.append(f"{label:34s} {result['accuracy']:8.3f} {result['l1']:7.4f} "
                      f"{result['psnr']:6.2f} {result['ssim']:6.3f}")
+    return "\n".join(lines)
+
+
+def per_edit_table(rows):
+    """PSNR (dB) to the requested edit's target, one column per edit, one row per scored
+    model or baseline."""
+    edits = list(rows[0][1]["per_edit_psnr"])
+    lines = [f"{'PSNR to the target, dB':34s}" + "".join(f"{e[:11]:>12s}" for e in edits)]
+    for label, result in rows:
+        if result is not None:
+            lines.append(f"{label:34s}" + "".join(f"{result['per_edit_psnr'][e]:12.2f}"
+                                                    for e in edits))
     return "\n".join(lines)
 
 
@@ -160,11 +177,17 @@ def edit_grid(result, path, title="instruction | input | output | target"):
 
 
 def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_out",
-                    inference_mode=None):
+                    inference_mode=None, photo_size=None):
     """Scores editors ``models`` (``{name: model}``, the first is "the" model) on held-out
     photos of ``data`` with ``phrasings`` of the registered edits, beside chance, copying the
     input and the model with an empty instruction; writes a confusion matrix, an edit grid and
-    ``metrics.json`` into ``output``. Returns the rows ``[(label, result)]``."""
+    ``metrics.json`` into ``output``. Returns the rows ``[(label, result)]``.
+
+    Photos are scored as training saw them (crops of the training size from photos at the
+    run's ``edit_size``) or, with ``photo_size``, whole, resized to ``photo_size`` square (a
+    multiple of the generator's size multiple): ``--data edits:skimage --photo-size 256``
+    scores scikit-image's everyday photos at 256x256.
+    """
     from pix2pix_tf.tasks.instruct.data import EDITS_DATA, load_images
     from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
 
@@ -175,6 +198,13 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
     model = models["model"]
     settings = model.training_config or {}
     size, crop = settings.get("edit_size", 128), settings.get("crop_size", 64)
+    if photo_size:
+        multiple = model.generator.size_multiple
+        if photo_size % multiple:
+            raise ValueError(f"--photo-size {photo_size} is not a multiple of {multiple}, the "
+                             "generator's size multiple; use e.g. "
+                             f"{max(multiple, photo_size // multiple * multiple)}.")
+        size = crop = photo_size
     photos = load_images(data[len(EDITS_DATA) + 1:] or None, size=size, split=split)
     images = test_crops(photos, crop)
     rows = []
@@ -211,9 +241,11 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
         "accuracy", "counted", "excluded", "l1", "psnr", "ssim")} for label, r in rows},
         "per_phrasing": result["per_phrasing"],
         "confusion": {"edits": result["edits"], "counts": result["confusion"].tolist()}}
+    report["per_edit_psnr"] = {label: r["per_edit_psnr"] for label, r in rows}
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     print(info)
     print(text)
+    print(per_edit_table(rows))
     worst = sorted(result["per_phrasing"].items(), key=lambda item: item[1])[:3]
     print("hardest phrasings: " + ", ".join(f"{p!r} {a:.2f}" for p, a in worst))
     print(f"confusion matrix: {output / 'confusion.png'}, grid: {output / 'samples.png'}, "
