@@ -448,3 +448,22 @@ def test_pooling_layers():
     pool.score.kernel.assign(np.ones((5, 1), "float32"))
     weighted = pool([x, tokens]).numpy()
     assert not np.allclose(weighted[1], mean[1]) and np.allclose(weighted[2], 0.0)
+
+
+def test_recolour_widens_the_training_colours_and_targets_follow():
+    """recolour changes the hue and saturation of a share of the training photos, the same
+    way every time, and each target is the edit of the recoloured photo."""
+    plain = EditsSource(photos(6, 16), size=16, seed=0)
+    recoloured = EditsSource(photos(6, 16), size=16, seed=0, recolour=0.5)
+    again = EditsSource(photos(6, 16), size=16, seed=0, recolour=0.5)
+    changed = 0
+    for index in range(len(plain)):
+        a, b = plain.load(index), recoloured.load(index)
+        np.testing.assert_array_equal(b["a"].numpy(), again.load(index)["a"].numpy())
+        edit = list(EDITS.values())[int(b["edit"])]
+        np.testing.assert_allclose(b["b"].numpy(), np.clip(edit.function(b["a"]).numpy(), 0, 1),
+                                   atol=1e-6)
+        changed += not np.allclose(a["a"].numpy(), b["a"].numpy())
+    assert 0.3 * len(plain) < changed < 0.7 * len(plain)
+    with pytest.raises(ValueError, match="recolour must be in"):
+        EditsSource(photos(2, 16), size=16, recolour=2.0)

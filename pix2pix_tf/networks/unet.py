@@ -52,7 +52,7 @@ DROPOUT_BLOCKS = 3
 #: Which decoder blocks carry dropout: the paper's first three, or the PyTorch reference's.
 DROPOUT_LAYOUTS = ("paper", "reference")
 #: How the decoder doubles the resolution: the paper's transposed convolution, or resize + conv.
-UPSAMPLING = ("transpose", "resize_conv")
+UPSAMPLING = ("transpose", "resize_conv", "bilinear_conv")
 
 
 def unet_generator(
@@ -93,8 +93,9 @@ def unet_generator(
             for its pretrained weights).
         skips: the U-Net skip connections. ``False`` builds the paper's encoder-decoder baseline
             (Table 2), which exists to show what the skips are worth.
-        upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) or 'resize_conv'
-            (nearest-neighbour 2x resize + 3x3 convolution, against checkerboard artifacts).
+        upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions), 'resize_conv'
+            (nearest-neighbour 2x resize + 3x3 convolution, against checkerboard artifacts) or
+            'bilinear_conv' (the same with a bilinear resize, which adds no blocks of its own).
         up_init: how the transposed convolutions start: 'normal' (paper: N(0, 0.02) taps) or
             'bilinear' (bilinear upsampling times a random channel mix,
             :class:`pix2pix_tf.layers.BilinearUpsamplingInit`): the same network, without the
@@ -162,7 +163,9 @@ def unet_generator(
         """Doubles height and width: ``(b, h, w, c) -> (b, 2h, 2w, n)``."""
         if upsampling == "transpose":
             return conv(keras.layers.Conv2DTranspose, n, layer_name, bias)(x)
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{layer_name}_resize")(x)
+        interpolation = "nearest" if upsampling == "resize_conv" else "bilinear"
+        x = keras.layers.UpSampling2D(2, interpolation=interpolation,
+                                      name=f"{layer_name}_resize")(x)
         return keras.layers.Conv2D(n, 3, padding="same", use_bias=bias,
                                    kernel_initializer=conv_init(seeds), name=layer_name)(x)
 

@@ -44,6 +44,9 @@ class InstructOptions:
                           "(default: the usual names)", G)
     edit_size: int = option(128, "data 'edits': photos are resized to this square before "
                             "cropping", G)
+    recolour: float = option(0.0, "data 'edits': share of training examples whose photo is "
+                             "first recoloured (a random hue rotation and saturation change), "
+                             "so the editor meets colours its photos lack (0: off)", G)
     text_dim: int = option(64, "width of the instruction embeddings", G)
     sequence_length: int = option(16, "most words per instruction (with --text-encoder: word "
                                   "pieces, start and end included)", G)
@@ -107,7 +110,8 @@ class InstructTask(Task):
                                  f"{'unet' if kind == 'generator' else 'patchgan'}.")
 
     def source_options(self, config):
-        return {"columns": config.columns, "edit_size": config.edit_size, "seed": config.seed}
+        return {"columns": config.columns, "edit_size": config.edit_size, "seed": config.seed,
+                "recolour": config.recolour}
 
     def conditioning(self, config, train_source):
         text = build_text(

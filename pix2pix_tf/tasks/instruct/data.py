@@ -124,6 +124,17 @@ class _EncodedSource(PairSource):
         return {"a": decode(tf.gather(self._a, index)), "b": decode(tf.gather(self._b, index)),
                 INSTRUCTION: tf.gather(self._text, index)}
 
+    def _recoloured(self, photo, index):
+        """``photo`` with a random hue rotation and saturation factor (0.5-2), for a share
+        ``recolour`` of the examples; the same for an example every epoch (keyed by its index
+        and the seed), so runs stay reproducible and resumable. The map tiles hold blues, tans
+        and greens; recoloured, they also show the reds, purples and saturated colours of
+        people's photos, on which the colour edits are then exact too."""
+        draw = tf.random.stateless_uniform((3,), [self.seed, tf.cast(index, tf.int32)])
+        recoloured = tf.image.adjust_saturation(tf.image.adjust_hue(photo, draw[1] - 0.5),
+                                                tf.exp((draw[2] * 2 - 1) * np.log(2.0)))
+        return tf.where(draw[0] < self.recolour, tf.clip_by_value(recoloured, 0.0, 1.0), photo)
+
     def may_mirror(self, record):
         return tf.logical_not(names_side_tensor(record[INSTRUCTION]))
 
@@ -347,7 +358,7 @@ class EditsSource(PairSource):
     a_channels = b_channels = 3
 
     def __init__(self, images=None, split="train", *, edits=None, phrasings="train", size=128,
-                 seed=0):
+                 seed=0, recolour=0.0):
         if phrasings not in ("train", "held_out"):
             raise ValueError(f"phrasings must be 'train' or 'held_out', got {phrasings!r}.")
         self.edits = [EDITS[name] if isinstance(name, str) else name
@@ -363,6 +374,9 @@ class EditsSource(PairSource):
                               else "held_out")
             texts.append(options[rng.integers(len(options))])
         self.instructions = texts
+        if not 0.0 <= recolour <= 1.0:
+            raise ValueError(f"recolour must be in [0, 1], got {recolour}.")
+        self.recolour, self.seed = float(recolour), int(seed)
         self._photos = tf.constant(self.photos)
         self._text = tf.constant(texts)
 
@@ -372,12 +386,25 @@ class EditsSource(PairSource):
     def load(self, index):
         k = len(self.edits)
         photo = tf.cast(tf.gather(self._photos, index // k), tf.float32) / 255.0
+        if self.recolour > 0:
+            photo = self._recoloured(photo, index)
         edit = tf.cast(index % k, tf.int32)
         branches = [lambda e=e: tf.clip_by_value(e.function(photo), 0.0, 1.0) for e in self.edits]
         target = tf.switch_case(edit, branches)
         target.set_shape(photo.shape)
         return {"a": photo, "b": target, INSTRUCTION: tf.gather(self._text, index),
                 "edit": edit}
+
+    def _recoloured(self, photo, index):
+        """``photo`` with a random hue rotation and saturation factor (0.5-2), for a share
+        ``recolour`` of the examples; the same for an example every epoch (keyed by its index
+        and the seed), so runs stay reproducible and resumable. The map tiles hold blues, tans
+        and greens; recoloured, they also show the reds, purples and saturated colours of
+        people's photos, on which the colour edits are then exact too."""
+        draw = tf.random.stateless_uniform((3,), [self.seed, tf.cast(index, tf.int32)])
+        recoloured = tf.image.adjust_saturation(tf.image.adjust_hue(photo, draw[1] - 0.5),
+                                                tf.exp((draw[2] * 2 - 1) * np.log(2.0)))
+        return tf.where(draw[0] < self.recolour, tf.clip_by_value(recoloured, 0.0, 1.0), photo)
 
     def may_mirror(self, record):
         return tf.logical_not(names_side_tensor(record[INSTRUCTION]))
@@ -420,7 +447,8 @@ def load_hf_dataset(name):
     return _hf_loaded[name]
 
 
-def open_instruction_source(data, split="train", *, columns=None, edit_size=128, seed=0):
+def open_instruction_source(data, split="train", *, columns=None, edit_size=128, seed=0,
+                            recolour=0.0):
     """The instruction-editing :class:`PairSource` for what a user gave: ``"edits"`` (the
     demo's photos; split 'train' with training phrasings, 'test' with held-out ones),
     ``"edits:PHOTOS"`` (a folder of photos, with ``train/`` and ``test/`` subfolders if it has
@@ -444,7 +472,8 @@ def open_instruction_source(data, split="train", *, columns=None, edit_size=128,
         if photos is not None and (Path(photos) / split).is_dir():
             photos = str(Path(photos) / split)
         return EditsSource(photos, split, phrasings=phrasings, size=edit_size,
-                           seed=seed + (0 if split == "train" else 1))
+                           seed=seed + (0 if split == "train" else 1),
+                           recolour=recolour if split == "train" else 0.0)
     return MetadataSource(text, split, columns=columns)
 
 
@@ -479,4 +508,4 @@ def is_instruction_data(data):
 
 
 register_source("instructions", is_instruction_data, open_instruction_source,
-                instruction_splits, options=("columns", "edit_size", "seed"))
+                instruction_splits, options=("columns", "edit_size", "seed", "recolour"))
