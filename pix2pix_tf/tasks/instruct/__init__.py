@@ -11,7 +11,11 @@ demo's photos: the same objective and optimiser as pix2pix, a 64x64 crop of 128x
 ``unet`` with 6 halvings and 16 base filters, batch 16 (the matching-aware discriminator's wrong
 instructions come from the batch) for 4 + 1 epochs, minutes on a 2-core CPU. At batch 16
 BatchNorm's per-image statistics at test time are not the training statistics, so the preset
-saves ``inference_mode="moving_average"``.
+saves ``inference_mode="moving_average"``. Two options keep the photo's detail in the edits
+(benchmarks/NOTES.md, "Sharp edits"): ``pixel_head=32``, a per-pixel head at full resolution
+that also sees the input (the U-Net alone reaches full resolution only by interpolating from half
+of it, which blurs even exact per-pixel edits), and ``recolour=0.5``, half the training photos
+recoloured so the colour edits meet the reds and saturated colours that map tiles lack.
 """
 
 from dataclasses import dataclass
@@ -94,7 +98,8 @@ class InstructTask(Task):
     PRESETS = {
         "instruct": dict(data="edits", generator="unet", num_downs=6, ngf=16, ndf=16,
                          crop_size=64, preprocess="crop", batch_size=16, epochs=4,
-                         epochs_decay=1, lr_per_step=True, inference_mode="moving_average"),
+                         epochs_decay=1, lr_per_step=True, inference_mode="moving_average",
+                         pixel_head=32, recolour=0.5),
     }
     default_preset = "instruct"
     model_class = InstructPix2Pix
