@@ -14,7 +14,7 @@ The shared GAN (:class:`pix2pix_tf.Pix2Pix`) with no conditions beyond the image
   its outputs free of the checkerboard such a short run leaves (benchmarks/NOTES.md, "What a
   first run shows"): ``up_init="bilinear"`` (the paper's transposed convolutions, starting as
   bilinear upsampling instead of independent random taps, which paint a grid before training
-  and which 1,700 steps do not train away), ``lambda_l1=1000`` and ``d_shift=32`` (the
+  and which 1,700 steps do not train away), ``lambda_l1=300`` and ``d_shift=32`` (the
   GAN's 8-pixel lattice, which at this length is all the "texture" it adds, weighed less and
   rolled at random). The price: the GAN adds little fine detail here (Table 1 in small, in the
   notes); the ``paper`` preset keeps the paper's values.
@@ -49,7 +49,7 @@ class TranslateTask(Task):
     PRESETS = {
         "paper": dict(data="pix2pix/facades", direction="BtoA"),
         "quick": dict(data="demo", ngf=16, ndf=16, epochs=2, epochs_decay=1, lr_per_step=True,
-                      up_init="bilinear", lambda_l1=1000.0, d_shift=32),
+                      up_init="bilinear", lambda_l1=300.0, d_shift=32),
     }
     default_preset = "quick"
 
