@@ -357,6 +357,27 @@ def presets():
             for name, settings in task.PRESETS.items()}
 
 
+def _for_chosen_networks(settings, overrides):
+    """A preset's settings less its network options that a network chosen in ``overrides``
+    does not take (the quick preset's ``up_init`` with ``generator="resnet_9blocks"``): the
+    preset set them for its own networks. Options given in ``overrides`` are kept, and refused
+    later if they do not apply."""
+    from pix2pix_tf.networks import DISCRIMINATORS, GENERATORS, accepted_options
+
+    kept = dict(settings)
+    for table, kind, fields in ((GENERATORS, "generator", TrainConfig.GENERATOR_FIELDS),
+                                (DISCRIMINATORS, "discriminator",
+                                 TrainConfig.DISCRIMINATOR_FIELDS)):
+        chosen = overrides.get(kind)
+        if chosen is None or chosen not in table:
+            continue
+        takes = accepted_options(table, chosen)
+        for key, builder_option in fields.items():
+            if key in kept and key not in overrides and builder_option not in takes:
+                del kept[key]
+    return kept
+
+
 def preset(name, **overrides):
     """A :class:`TrainConfig` for preset ``name`` (of whichever task has it) with ``overrides``
     (shared or task options) applied."""
@@ -364,6 +385,7 @@ def preset(name, **overrides):
     if name not in table:
         raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(table)}.")
     task, settings = table[name]
+    settings = _for_chosen_networks(settings, overrides)
     if overrides.get("task", task.name) != task.name:
         raise OptionError(f"preset {name!r} is a preset of --task {task.name}; for --task "
                           f"{overrides['task']} choose one of "

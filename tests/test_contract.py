@@ -176,7 +176,8 @@ def test_structured_inputs_flow_from_data_to_model_to_export(tmp_path):
                     inference_mode="deterministic")
     model.compile()
     model.fit(pairs, epochs=1, verbose=0)
-    assert set(model.evaluate(pairs, return_dict=True, verbose=0)) == {"l1", "psnr", "ssim"}
+    assert set(model.evaluate(pairs, return_dict=True, verbose=0)) == {"l1", "psnr", "ssim", "grid",
+                                                                         "sharp"}
     bare = model({"image": images[:1], "tint": tints[:1]})
     other = model({"image": images[:1], "tint": tints[1:2]})
     assert not np.allclose(bare, other)  # the condition matters
@@ -292,3 +293,14 @@ def test_export_tflite_with_no_other_argument_after_a_default_run(tmp_path):
     for kind in ("float32", "float16", "dynamic_int8", "int8"):
         assert f"tflite_{kind}" in out
         assert (tmp_path / "exports" / "quick" / f"pix2pix_{kind}.tflite").is_file()
+
+
+def test_a_preset_network_option_gives_way_to_a_chosen_network():
+    """The quick preset's --up-init is the U-Net's: choosing a ResNet drops it, not the run;
+    set by the user, it is refused with the reason."""
+    from pix2pix_tf.config import preset
+
+    assert preset("quick").up_init == "bilinear"
+    assert preset("quick", generator="resnet_9blocks").up_init == "normal"
+    with pytest.raises(ValueError, match="--up-init 'bilinear' does not apply to 'resnet_9blocks'"):
+        preset("quick", generator="resnet_9blocks", up_init="bilinear")

@@ -56,7 +56,7 @@ def test_unknown_gan_mode_is_rejected():
 def test_table1_rows_build_the_models_they_name():
     """Each row of Table 1, through the trainer's own builder, gives the networks and weights it
     names: no discriminator for L1, an unconditional one for GAN, L1 off for the GAN rows."""
-    from pix2pix_tf.config import preset
+    from pix2pix_tf.config import TrainConfig, preset
     from pix2pix_tf.training import build_model
 
     built = {}
@@ -65,10 +65,12 @@ def test_table1_rows_build_the_models_they_name():
                         n_layers_d=1)
         built[row] = build_model(config, 3, 3, steps_per_epoch=1)
     assert set(built) == {"L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"}
-    assert built["L1"].discriminator is None and built["L1"].lambda_l1 == 100.0
+    weight = config.lambda_l1  # the preset's (quick: 300); the paper's 100 by default
+    assert TrainConfig().lambda_l1 == 100.0
+    assert built["L1"].discriminator is None and built["L1"].lambda_l1 == weight
     assert not built["GAN"].conditional and built["GAN"].lambda_l1 == 0.0
     assert built["cGAN"].conditional and built["cGAN"].lambda_l1 == 0.0
-    assert built["L1+GAN"].lambda_l1 == 100.0 and not built["L1+GAN"].conditional
+    assert built["L1+GAN"].lambda_l1 == weight and not built["L1+GAN"].conditional
     assert built["L1+cGAN"].conditional and built["L1+cGAN"].lambda_gan == 1.0
 
 

@@ -126,6 +126,12 @@ def build_discriminator(name, input_channels=3, target_channels=3, **options):
         "discriminator", name, input_channels, target_channels, **options)
 
 
+def accepted_options(table, name):
+    """The builder options network ``name`` of ``table`` takes (its fixed ones included)."""
+    entry = _entry(table, "generator" if table is GENERATORS else "discriminator", name)
+    return set(entry.options()) | set(entry.fixed)
+
+
 def options_for(table, name, values, defaults, label=str):
     """The subset of ``values`` (a config's network options) that network ``name`` takes.
 
