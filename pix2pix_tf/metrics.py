@@ -200,7 +200,14 @@ class TextureMetric(keras.metrics.Metric):
                      for key in TEXTURE_SUMS}
 
     def update_state(self, targets, outputs):
-        for key, value in texture_sums(targets, outputs).items():
+        sums = texture_sums(targets, outputs)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Every replica keeps the sums of all replicas' images, so its ratio is the pooled
+            # one whichever replica's result is read or however they are averaged (a sum of
+            # replicas' sums scales all six alike, which the ratios ignore).
+            sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+        for key, value in sums.items():
             self.sums[key].assign_add(value)
 
     def result(self):
