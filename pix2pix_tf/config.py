@@ -89,7 +89,7 @@ class TrainConfig:
                              _upsampling)
     up_init: str = option("normal", "how the U-Net's transposed convolutions start: N(0, 0.02) "
                           "taps (paper) or bilinear upsampling times a random channel mix (no "
-                          "checkerboard in short runs; the same network)", "networks", UP_INITS)
+                          "checkerboard at the start, which short runs keep; the same network)", "networks", UP_INITS)
     pixel_head: int = option(0, "U-Net: width of a per-pixel head at full resolution that also "
                              "sees the input (0: paper); keeps detail in per-pixel edits",
                              "networks")
@@ -114,8 +114,8 @@ class TrainConfig:
                                 "the paper's objective; pix2pixHD uses 10 with --discriminator "
                                 "multiscale)", "objective")
     d_shift: int = option(0, "roll the discriminator's pairs by a random offset below this many "
-                          "pixels every step (0: paper); keeps its 8-pixel logit lattice out of "
-                          "the generator's outputs", "objective")
+                          "pixels every step (0: paper); weakens the print of its 8-pixel logit "
+                          "lattice in the generator's outputs", "objective")
     lr: float = option(2e-4, "Adam learning rate (paper 2e-4)", "objective")
     beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
     epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")

@@ -92,3 +92,18 @@ def test_bilinear_up_init_starts_without_the_checkerboard(photos):
     expected = np.outer(taps, taps)[:, :, None, None] / taps[1] ** 2
     np.testing.assert_allclose(kernel / kernel[1:2, 1:2], np.broadcast_to(expected, kernel.shape),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("height, width", [(256, 256), (64, 48), (16, 24), (100, 37), (8, 8)])
+def test_graph_masks_follow_the_documented_grid_period(height, width):
+    """The graph-safe masks put exactly period x period grid points (less the mean) at the
+    multiples of size / period that grid_period documents."""
+    from pix2pix_tf.metrics import _grid_masks
+
+    grid, high = (np.asarray(m) for m in _grid_masks(height, width))
+    period = grid_period(height, width)
+    assert grid.sum() == period * period - 1 and not grid[0, 0]
+    rows = np.round(np.arange(period) * height / period).astype(int) % height
+    cols = np.round(np.arange(period) * width / period).astype(int) % width
+    assert grid[np.ix_(rows, cols)].sum() == period * period - 1
+    assert not (grid & high).any() and high.any()

@@ -99,7 +99,8 @@ def unet_generator(
         up_init: how the transposed convolutions start: 'normal' (paper: N(0, 0.02) taps) or
             'bilinear' (bilinear upsampling times a random channel mix,
             :class:`pix2pix_tf.layers.BilinearUpsamplingInit`): the same network, without the
-            checkerboard that short runs keep.
+            checkerboard the random taps paint before training, which short runs keep (a
+            GAN's own lattice is another matter: see ``Pix2Pix(d_shift=)``).
         pixel_head: 0 (paper) or the width of a per-pixel head at full resolution: the last
             up-convolution gives ``pixel_head`` features, which are concatenated with the input
             image and pass through two 1x1 convolutions (each listening to the conditioning)

@@ -124,17 +124,6 @@ class _EncodedSource(PairSource):
         return {"a": decode(tf.gather(self._a, index)), "b": decode(tf.gather(self._b, index)),
                 INSTRUCTION: tf.gather(self._text, index)}
 
-    def _recoloured(self, photo, index):
-        """``photo`` with a random hue rotation and saturation factor (0.5-2), for a share
-        ``recolour`` of the examples; the same for an example every epoch (keyed by its index
-        and the seed), so runs stay reproducible and resumable. The map tiles hold blues, tans
-        and greens; recoloured, they also show the reds, purples and saturated colours of
-        people's photos, on which the colour edits are then exact too."""
-        draw = tf.random.stateless_uniform((3,), [self.seed, tf.cast(index, tf.int32)])
-        recoloured = tf.image.adjust_saturation(tf.image.adjust_hue(photo, draw[1] - 0.5),
-                                                tf.exp((draw[2] * 2 - 1) * np.log(2.0)))
-        return tf.where(draw[0] < self.recolour, tf.clip_by_value(recoloured, 0.0, 1.0), photo)
-
     def may_mirror(self, record):
         return tf.logical_not(names_side_tensor(record[INSTRUCTION]))
 
