@@ -104,6 +104,12 @@ class TrainConfig:
                              "networks")
     num_scales_d: int = option(None, "scales of the multiscale discriminator (pix2pixHD: 3)",
                                "networks")
+    d_antialias: bool = option(False, "blur before every strided convolution of the "
+                               "discriminator (Zhang 2019; off: paper), against the lattice its "
+                               "8-pixel output grid prints", "networks")
+    d_spectral_norm: bool = option(False, "spectral normalisation of every discriminator "
+                                   "convolution (Miyato 2018; off: paper): a slower-winning D",
+                                   "networks")
     # objective and optimisation
     objective: str = option("L1+cGAN", "a row of the paper's Table 1", "objective",
                             tuple(TABLE1_OBJECTIVES))
@@ -116,7 +122,21 @@ class TrainConfig:
     d_shift: int = option(0, "roll the discriminator's pairs by a random offset below this many "
                           "pixels every step (0: paper); weakens the print of its 8-pixel logit "
                           "lattice in the generator's outputs", "objective")
+    d_cutout: float = option(0.0, "DiffAugment's cutout: blank a random square of this "
+                             "fraction of the side in the discriminator's pairs every step "
+                             "(0: paper; DiffAugment 0.5)", "objective")
+    r1_gamma: float = option(0.0, "R1 penalty weight on D's gradient at real pairs (0: paper; "
+                             "StyleGAN2 uses 1-10)", "objective")
+    r1_every: int = option(16, "apply the R1 penalty every N steps, scaled by N (lazy "
+                           "regularisation, StyleGAN2)", "objective")
+    lambda_ffl: float = option(0.0, "focal frequency loss weight (Jiang 2021; 0: paper)",
+                               "objective")
+    g_ema: float = option(0.0, "decay of an exponential moving average of G's weights, used "
+                          "for validation, evaluation and export (0: paper; e.g. 0.999)",
+                          "objective")
     lr: float = option(2e-4, "Adam learning rate (paper 2e-4)", "objective")
+    lr_d: float = option(None, "the discriminator's learning rate (default: --lr, the "
+                         "paper's; two time-scale updates, TTUR, set it apart)", "objective")
     beta1: float = option(0.5, "Adam beta_1 (paper 0.5)", "objective")
     epochs: int = option(100, "epochs at constant learning rate (paper 100)", "objective")
     epochs_decay: int = option(100, "epochs of linear decay to 0 (paper 100)", "objective")
@@ -214,7 +234,8 @@ class TrainConfig:
                         "up_init": "up_init", "pixel_head": "pixel_head", "skips": "skips",
                         "norm": "norm", "dropout": "dropout", "inference_mode": "inference_mode"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
-                            "norm": "norm"}
+                            "norm": "norm", "d_antialias": "antialias",
+                            "d_spectral_norm": "spectral_norm"}
 
     def _network_options(self, table, name, fields):
         from pix2pix_tf.networks import options_for

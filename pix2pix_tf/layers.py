@@ -27,6 +27,7 @@ does.
 import random as _python_random
 
 import keras
+import numpy as np
 from keras import ops
 
 INFERENCE_MODES = ("paper", "deterministic", "moving_average")
@@ -322,3 +323,28 @@ class ReflectionPad2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class Blur2D(keras.layers.Layer):
+    """A fixed 3x3 binomial low-pass filter (``[1, 2, 1]`` outer ``[1, 2, 1]`` / 16) per channel,
+    reflect-padded so the size is kept; no weights.
+
+    Placed before a strided convolution it is Zhang's anti-aliasing ("Making Convolutional
+    Networks Shift-Invariant Again", ICML 2019): a stride-2 convolution alone aliases every
+    frequency above a quarter of the sampling rate onto its output lattice, so a discriminator
+    built from them is most sensitive to patterns at that lattice (Schwarz et al., NeurIPS 2021)
+    and its gradient paints them into the generator's outputs.
+    """
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        taps = np.array([1.0, 2.0, 1.0])
+        kernel = np.outer(taps, taps) / 16.0
+        kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype("float32")
+        padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+        kernel = ops.cast(ops.convert_to_tensor(kernel), inputs.dtype)
+        return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -15,6 +15,7 @@ Every function returns one loss per example (shape ``(batch,)``); the model redu
   :func:`feature_matching_loss`.
 """
 
+import tensorflow as tf
 from keras import ops
 
 GAN_MODES = ("vanilla", "lsgan")
@@ -114,3 +115,39 @@ def generator_loss(fake_logits, target, output, lambda_l1=100.0, lambda_gan=1.0,
         losses["feat"] = feature_matching_loss(*feature_matching)
         losses["total"] = losses["total"] + lambda_feat * losses["feat"]
     return losses
+
+
+def focal_frequency_loss(target, output, alpha=1.0):
+    """Per-example focal frequency loss (Jiang, Dai, Wu, Loy, ICCV 2021).
+
+    The distance between the images' 2-D spectra (orthonormal FFT per channel), each frequency
+    weighted by its own error to the power ``alpha``, normalised to [0, 1] by the largest per
+    image and channel and held constant (no gradient through the weights): the frequencies the
+    generator gets most wrong count most. L1 lets fine detail go (blur loses little of it) and
+    a lattice is a few bright frequencies; this loss sees both.
+    """
+    def spectrum(images):
+        channels_first = tf.transpose(tf.cast(images, tf.float32), [0, 3, 1, 2])
+        size = tf.cast(tf.shape(channels_first)[2] * tf.shape(channels_first)[3], tf.float32)
+        return tf.signal.fft2d(tf.complex(channels_first, 0.0)) / tf.complex(tf.sqrt(size), 0.0)
+
+    difference = spectrum(output) - spectrum(target)
+    distance = tf.math.real(difference) ** 2 + tf.math.imag(difference) ** 2
+    weight = tf.sqrt(distance) ** alpha
+    weight = weight / tf.maximum(tf.reduce_max(weight, axis=[2, 3], keepdims=True), 1e-12)
+    weight = tf.stop_gradient(tf.clip_by_value(weight, 0.0, 1.0))
+    return tf.reduce_mean(weight * distance, axis=[1, 2, 3])
+
+
+def discriminator_accuracy(logits, real, gan_mode="vanilla"):
+    """Per-example share of D's patches that call ``real`` pairs real (or generated ones
+    generated): logits above 0 (vanilla; D(x) > 0.5) or above 0.5 (lsgan), averaged over a
+    multi-scale discriminator's scales."""
+    threshold = 0.0 if check_gan_mode(gan_mode) == "vanilla" else 0.5
+    scales = logits if isinstance(logits, (list, tuple)) else [logits]
+    total = 0.0
+    for scale in scales:
+        scale = ops.cast(scale, "float32")
+        right = ops.greater(scale, threshold) if real else ops.less_equal(scale, threshold)
+        total = total + _per_example_mean(ops.cast(right, "float32"))
+    return total / len(scales)

@@ -100,6 +100,39 @@ def check_records(training_config=None, model_card=None):
 PRETRAINED_LOADER = [None]
 
 
+class _Untracked:
+    """Holds a Keras object out of Keras' tracking, so a derived view of a network (which
+    shares its layers) is neither saved twice nor expected in a loaded file."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _averaged_copy(generator):
+    """A copy of ``generator`` (same architecture and, to start, same weights) to hold the
+    moving average of its weights."""
+    copy = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(generator))
+    copy.set_weights(generator.get_weights())
+    return copy
+
+
+def cutout_mask(shape, fraction, seed):
+    """A ``(batch, H, W, 1)`` float mask of ones with one zero square per example, its side
+    ``fraction`` of the image's (rounded), at a position drawn uniformly (stateless, from
+    ``seed``) so the square lies inside the image; DiffAugment's cutout."""
+    batch, height, width = shape[0], shape[1], shape[2]
+    sides = [tf.cast(tf.round(fraction * tf.cast(d, tf.float32)), tf.int32)
+             for d in (height, width)]
+    corner = tf.random.stateless_uniform((batch, 2), seed, 0.0, 1.0)
+    top, left = [tf.cast(tf.floor(corner[:, i] * tf.cast(d - side + 1, tf.float32)), tf.int32)
+                 for i, (d, side) in enumerate(zip((height, width), sides))]
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + sides[0])[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + sides[1])[:, None, None]))
+    return tf.cast(~inside, tf.float32)[..., None]
+
+
 def default_optimizer(learning_rate=2e-4, beta_1=0.5):
     """The paper's optimizer: Adam(lr=2e-4, beta_1=0.5, beta_2=0.999).
 
@@ -144,6 +177,27 @@ class Pix2Pix(keras.Model):
             does too, and a short run paints that lattice into its outputs; random shifts
             keep the lattice from staying in place (DiffAugment-style translation, Zhao et al.,
             2020).
+        d_cutout: DiffAugment's cutout (Zhao et al., 2020): in every pair the discriminator
+            sees, a random square of ``d_cutout`` times the image's side is set to 0 (the same
+            square in the input and the image); 0 (default, the paper's) does not. It keeps D
+            from winning by memorising, which is how it wins the short first run.
+        r1_gamma: weight of the R1 penalty, ``r1_gamma / 2 * |grad_y D(x, y)|^2`` at real pairs
+            (Mescheder et al., 2018), applied lazily every ``r1_every`` steps and scaled by it
+            (StyleGAN2); 0 (default, the paper's) leaves it out. It penalises a discriminator
+            whose verdict turns on faint pixel patterns, such as the lattice it prints.
+        r1_every: steps between R1 penalties (lazy regularisation; 1 = every step).
+        lambda_ffl: weight of the focal frequency loss (Jiang et al., ICCV 2021:
+            :func:`pix2pix_tf.losses.focal_frequency_loss`); 0 (default, the paper's) leaves it
+            out. It asks for the targets' spectrum, hard frequencies first, which L1 (blurry)
+            and a lattice (one spike) both miss.
+        g_ema: decay of an exponential moving average of the generator's weights (Yazici et
+            al., ICLR 2019; ProGAN, StyleGAN), updated after every generator step with TF's
+            warm-up ``min(g_ema, (1 + t) / (10 + t))``; 0 (default, the paper's) keeps none.
+            The average (``generator_ema``, saved in the .keras file) is what validation,
+            ``predict``, ``evaluate`` and export use while ``use_ema`` is true: the average of
+            a GAN's oscillating iterates is smoother in time and so carries less of each step's
+            lattice.
+        use_ema: whether inference uses the averaged generator (default: when there is one).
         training_config: the options of the run that trained the model (a
             :class:`pix2pix_tf.config.TrainConfig` as a dict), saved inside the model so that
             later steps (export calibration, evaluation) know its data and settings.
@@ -182,6 +236,12 @@ class Pix2Pix(keras.Model):
         g_sees_updated_d=True,
         lambda_feat=0.0,
         d_shift=0,
+        d_cutout=0.0,
+        r1_gamma=0.0,
+        r1_every=16,
+        lambda_ffl=0.0,
+        g_ema=0.0,
+        use_ema=None,
         training_config=None,
         model_card=None,
         **kwargs,
@@ -189,8 +249,15 @@ class Pix2Pix(keras.Model):
         super().__init__(**kwargs)
         losses.check_gan_mode(gan_mode)
         check_inference_mode(inference_mode)
-        if lambda_l1 < 0 or lambda_gan < 0 or lambda_feat < 0:
-            raise ValueError("lambda_l1, lambda_gan and lambda_feat must be >= 0.")
+        if min(lambda_l1, lambda_gan, lambda_feat, lambda_ffl, r1_gamma) < 0:
+            raise ValueError("lambda_l1, lambda_gan, lambda_feat, lambda_ffl and r1_gamma must "
+                             "be >= 0.")
+        if not 0.0 <= d_cutout < 1.0:
+            raise ValueError(f"d_cutout must be in [0, 1), got {d_cutout}.")
+        if int(r1_every) < 1:
+            raise ValueError(f"r1_every must be >= 1, got {r1_every}.")
+        if not 0.0 <= g_ema < 1.0:
+            raise ValueError(f"g_ema must be in [0, 1) (0: no average), got {g_ema}.")
         if lambda_l1 == 0 and lambda_gan == 0:
             raise ValueError("lambda_l1 and lambda_gan are both 0: there is nothing to train.")
         if generator is None:
@@ -222,25 +289,33 @@ class Pix2Pix(keras.Model):
         if int(d_shift) < 0:
             raise ValueError(f"d_shift must be >= 0, got {d_shift}.")
         self.d_shift = int(d_shift)
-        if self.d_shift:  # a saved (seed, counter): a resumed run draws the same shifts
+        self.d_cutout = float(d_cutout)
+        self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
+        self.lambda_ffl = float(lambda_ffl)
+        if self.d_shift or self.d_cutout:  # a saved (seed, counter): a resumed run draws the same
             initial = [int(seed) if seed is not None else 0, 0]
             self.shift_rng = keras.Variable(
                 lambda shape, dtype=None: ops.convert_to_tensor(initial, "int32"), shape=(2,),
                 dtype="int32", trainable=False, name="d_shift_rng", synchronization="on_read",
                 aggregation="only_first_replica")
+        self.g_ema = float(g_ema)
+        self.generator_ema = _averaged_copy(generator) if self.g_ema > 0 else None
+        self._use_ema = self.generator_ema is not None if use_ema is None else bool(use_ema)
+        if self._use_ema and self.generator_ema is None:
+            raise ValueError("use_ema=True needs g_ema > 0 (a generator average to use).")
         self._inference_mode = inference_mode
-        generator.inference_mode = inference_mode
-        if self.lambda_feat > 0 and not (self.trains_discriminator and self._d_features()):
-            raise ValueError(
-                "lambda_feat > 0 needs a discriminator that returns its block activations "
-                "(per scale: [features..., logits]), such as the 'multiscale' one."
-            )
+        self.inference_generator.inference_mode = inference_mode
+        self._feature_view = None
+        if self.lambda_feat > 0:
+            self._feature_view = _Untracked(self._features_of(self.discriminator))
 
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1")
         self.g_feat_tracker = keras.metrics.Mean(name="g_feat")
         self.g_total_tracker = keras.metrics.Mean(name="g_total")
+        self.d_real_acc_tracker = keras.metrics.Mean(name="d_real_acc")
+        self.d_fake_acc_tracker = keras.metrics.Mean(name="d_fake_acc")
         self.l1_tracker = keras.metrics.Mean(name="l1")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
@@ -262,12 +337,24 @@ class Pix2Pix(keras.Model):
     def conditional(self):
         return self.discriminator is not None and len(self.discriminator.inputs) == 2
 
-    def _d_features(self):
-        """Whether the discriminator returns block activations beside its logits (its output
-        is a list of per-scale lists ``[features..., logits]``)."""
-        output = self.discriminator.output
-        return isinstance(output, (list, tuple)) and all(
-            isinstance(scale, (list, tuple)) and len(scale) > 1 for scale in output)
+    def _features_of(self, discriminator):
+        """``discriminator`` if it returns block activations beside its logits (a list of
+        per-scale lists ``[features..., logits]``, as ``multiscale`` does), else a view of it
+        (the same layers and weights) that does: its LeakyReLU activations, then its logits.
+        ``ValueError`` when there is none to match (no discriminator, or no such layers)."""
+        output = getattr(discriminator, "output", None)
+        if isinstance(output, (list, tuple)) and all(
+                isinstance(scale, (list, tuple)) and len(scale) > 1 for scale in output):
+            return discriminator
+        blocks = [layer.output for layer in getattr(discriminator, "layers", ())
+                  if layer.name.endswith("_lrelu")]
+        if not (self.trains_discriminator and blocks):
+            raise ValueError(
+                "lambda_feat > 0 needs a discriminator with block activations to match: the "
+                "PatchGAN's LeakyReLU layers, or one returning per scale [features..., logits] "
+                "such as 'multiscale'.")
+        return keras.Model(discriminator.inputs, [[*blocks, output]],
+                           name=f"{discriminator.name}_features")
 
     @property
     def trains_discriminator(self):
@@ -281,18 +368,43 @@ class Pix2Pix(keras.Model):
     @inference_mode.setter
     def inference_mode(self, mode):
         check_inference_mode(mode)
-        self.generator.inference_mode = mode
+        for generator in (self.generator, self.generator_ema):
+            if generator is not None:
+                generator.inference_mode = mode
         self._inference_mode = mode
-        # Functions traced under the old mode baked it in; retrace on next use.
+        self._retrace()
+
+    def _retrace(self):
+        # Functions traced under the old settings baked them in; retrace on next use.
         self.predict_function = None
         self.test_function = None
+
+    @property
+    def use_ema(self):
+        """Whether inference (``call``, validation, export) uses ``generator_ema``; settable
+        on a model trained with ``g_ema > 0``."""
+        return self._use_ema
+
+    @use_ema.setter
+    def use_ema(self, value):
+        if value and self.generator_ema is None:
+            raise ValueError("this model keeps no generator average (trained with g_ema=0).")
+        self._use_ema = bool(value)
+        self._retrace()
+
+    @property
+    def inference_generator(self):
+        """The generator that translates at test time: the average when ``use_ema``."""
+        return self.generator_ema if self._use_ema else self.generator
 
     @property
     def train_metrics(self):
         trackers = [self.g_gan_tracker, self.g_l1_tracker]
         trackers += [self.g_feat_tracker] if self.lambda_feat > 0 else []
         trackers += [self.g_total_tracker]
-        return ([self.d_loss_tracker] if self.trains_discriminator else []) + trackers
+        balance = [self.d_real_acc_tracker, self.d_fake_acc_tracker]
+        return ([self.d_loss_tracker] if self.trains_discriminator else []) + trackers + (
+            balance if self.trains_discriminator else [])
 
     @property
     def test_metrics(self):
@@ -363,8 +475,10 @@ class Pix2Pix(keras.Model):
     # -------------------------------------------------------------------------- the networks
     def call(self, inputs, training=False):
         """Translates a batch of input images in [-1, 1], given as a tensor or as a dict of
-        named inputs (honours ``inference_mode``)."""
-        return self.generator(inputs, training=training)
+        named inputs (honours ``inference_mode``; the average generator when ``use_ema``,
+        except in training)."""
+        return (self.generator if training else self.inference_generator)(
+            inputs, training=training)
 
     def network_inputs(self, inputs, training=False):
         """The networks' inputs for model inputs (the same here; a subclass may turn, say,
@@ -376,24 +490,33 @@ class Pix2Pix(keras.Model):
         unconditional): ``(logits, features)``, each a list with one entry per scale
         (features: the list of block activations, empty when the discriminator gives none)."""
         pair = self.discriminator_inputs(inputs, images)
-        if training and self.d_shift > 0:
-            pair = self._shifted(pair)
-        out = self.discriminator(pair, training=training)
+        if training and (self.d_shift > 0 or self.d_cutout > 0):
+            pair = self._augmented(pair)
+        network = self._feature_view.value if self._feature_view else self.discriminator
+        out = network(pair, training=training)
+        if network is not self.discriminator and not isinstance(out[0], (list, tuple)):
+            out = [out]  # a one-scale view's [features..., logits], which Keras unnests
         scales = list(out) if isinstance(out, (list, tuple)) else [out]
         scales = [list(s) if isinstance(s, (list, tuple)) else [s] for s in scales]
         return [s[-1] for s in scales], [s[:-1] for s in scales]
 
-    def _shifted(self, pair):
+    def _augmented(self, pair):
         """The discriminator's images rolled together by a random (dy, dx) in
-        ``[0, d_shift)`` (``d_shift``: see the class docstring)."""
+        ``[0, d_shift)``, then cut out (``d_shift``, ``d_cutout``: see the class docstring)."""
         state = tf.convert_to_tensor(self.shift_rng.value)
         self.shift_rng.assign(state + tf.constant([0, 1], "int32"))
-        dy, dx = tf.unstack(tf.random.stateless_uniform((2,), state, 0, self.d_shift, "int32"))
-
-        def roll(t):
-            return tf.roll(t, [dy, dx], [1, 2]) if len(t.shape) == 4 else t
-
-        return tf.nest.map_structure(roll, pair)
+        if self.d_shift > 0:
+            dy, dx = tf.unstack(tf.random.stateless_uniform((2,), state, 0, self.d_shift,
+                                                            "int32"))
+            pair = tf.nest.map_structure(
+                lambda t: tf.roll(t, [dy, dx], [1, 2]) if len(t.shape) == 4 else t, pair)
+        if self.d_cutout > 0:
+            images = [t for t in tf.nest.flatten(pair) if len(t.shape) == 4]
+            keep = cutout_mask(tf.shape(images[0]), self.d_cutout,
+                               tf.random.experimental.stateless_fold_in(state, 1))
+            pair = tf.nest.map_structure(
+                lambda t: t * tf.cast(keep, t.dtype) if len(t.shape) == 4 else t, pair)
+        return pair
 
     def discriminator_inputs(self, inputs, images):
         """What the discriminator is called with: ``[input image, images]`` (conditional) or
@@ -451,8 +574,31 @@ class Pix2Pix(keras.Model):
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
+        self._update_average()
 
         return self._record(g, d_loss if self.trains_discriminator else None, replicas)
+
+    def _update_average(self):
+        """One step of ``generator_ema`` (see ``g_ema``); under a distribution strategy, in
+        the cross-replica context (every replica holds the same weights)."""
+        if self.generator_ema is None:
+            return
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.g_ema, (1.0 + step) / (10.0 + step))
+
+        def update(*_):
+            for average, weight in zip(self.generator_ema.trainable_variables,
+                                       self.generator.trainable_variables):
+                average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
+            for average, value in zip(self.generator_ema.non_trainable_variables,
+                                      self.generator.non_trainable_variables):
+                average.assign(value)  # normalisation statistics, dropout seeds: the latest
+
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            context.merge_call(update)
+        else:
+            update()
 
     def _record(self, g, d_loss, replicas):
         """Updates the progress-bar trackers; losses shown are per-example means."""
@@ -472,7 +618,8 @@ class Pix2Pix(keras.Model):
             real_logits, real_features = self.discriminate(x, y, training=True)
             fake_logits, fake_features = self.discriminate(x, fake, training=True)
             d_loss = ops.sum(losses.discriminator_loss(real_logits, fake_logits, self.gan_mode))
-            d_loss = d_loss / global_batch
+            d_loss = d_loss / global_batch + self._r1(x, y, global_batch)
+            self._record_balance(real_logits, fake_logits)
             g = self._generator_loss(fake_logits, y, fake, (fake_features, real_features))
             g_loss = ops.sum(g["total"]) / global_batch
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
@@ -481,22 +628,60 @@ class Pix2Pix(keras.Model):
         g_vars = self.generator.trainable_variables
         self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
+        self._update_average()
         return self._record(g, d_loss, replicas)
 
     def _generator_loss(self, fake_logits, y, fake, matching):
-        return losses.generator_loss(fake_logits, y, fake, self.lambda_l1, self.lambda_gan,
-                                     self.gan_mode, matching, self.lambda_feat)
+        g = losses.generator_loss(fake_logits, y, fake, self.lambda_l1, self.lambda_gan,
+                                  self.gan_mode, matching, self.lambda_feat)
+        if self.lambda_ffl > 0:
+            g["total"] = g["total"] + self.lambda_ffl * losses.focal_frequency_loss(y, fake)
+        return g
 
     def _discriminator_step(self, x, y, fake, global_batch):
+        """One update of D on real ``y`` and generated ``fake`` (R1 included); its loss."""
         with tf.GradientTape() as d_tape:
-            real_logits = self.discriminate(x, y, training=True)[0]
-            fake_logits = self.discriminate(x, fake, training=True)[0]
-            per_example = losses.discriminator_loss(real_logits, fake_logits, self.gan_mode)
-            d_loss = ops.sum(per_example) / global_batch
+            per_example, real_logits, fake_logits = self._discriminator_loss(x, y, fake)
+            d_loss = ops.sum(per_example) / global_batch + self._r1(x, y, global_batch)
             scaled = self.d_optimizer.scale_loss(d_loss)
         d_vars = self.discriminator.trainable_variables
         self.d_optimizer.apply(d_tape.gradient(scaled, d_vars), d_vars)
+        self._record_balance(real_logits, fake_logits)
         return d_loss
+
+    def _discriminator_loss(self, x, y, fake):
+        """D's per-example loss, with its logits on the real and the generated pairs (a task
+        with more terms, such as the editor's wrong instructions, adds them here)."""
+        real_logits = self.discriminate(x, y, training=True)[0]
+        fake_logits = self.discriminate(x, fake, training=True)[0]
+        per_example = losses.discriminator_loss(real_logits, fake_logits, self.gan_mode)
+        return per_example, real_logits, fake_logits
+
+    def _r1(self, x, y, global_batch):
+        """The lazy R1 penalty's share of D's loss this step (0 on the steps between, and when
+        ``r1_gamma`` is 0): ``r1_every * r1_gamma / 2 * |grad_y D(x, y)|^2`` per example."""
+        if self.r1_gamma <= 0:
+            return 0.0
+
+        def penalty():
+            with tf.GradientTape() as tape:
+                tape.watch(y)
+                logits = self.discriminate(x, y, training=True)[0]
+                total = tf.add_n([ops.sum(ops.cast(scale, "float32")) for scale in logits])
+            gradient = ops.cast(tape.gradient(total, y), "float32")
+            per_example = ops.sum(ops.square(gradient), axis=[1, 2, 3])
+            return ops.sum(per_example) * (0.5 * self.r1_gamma * self.r1_every) / global_batch
+
+        due = ops.equal(self.d_optimizer.iterations % self.r1_every, 0)
+        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+
+    def _record_balance(self, real_logits, fake_logits):
+        """D's accuracy on this step's real and generated pairs (``d_real_acc``,
+        ``d_fake_acc``): how far ahead of G it is (both near 1: D is winning)."""
+        self.d_real_acc_tracker.update_state(
+            losses.discriminator_accuracy(real_logits, True, self.gan_mode))
+        self.d_fake_acc_tracker.update_state(
+            losses.discriminator_accuracy(fake_logits, False, self.gan_mode))
 
     def test_step(self, data):
         x, y = self._unpack(data)
@@ -533,6 +718,12 @@ class Pix2Pix(keras.Model):
             g_sees_updated_d=self.g_sees_updated_d,
             lambda_feat=self.lambda_feat,
             d_shift=self.d_shift,
+            d_cutout=self.d_cutout,
+            r1_gamma=self.r1_gamma,
+            r1_every=self.r1_every,
+            lambda_ffl=self.lambda_ffl,
+            g_ema=self.g_ema,
+            use_ema=self.use_ema,
             training_config=self.training_config,
             model_card=self.model_card,
         )

@@ -73,13 +73,14 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, train_
     model = config.task_object.build_model(config, input_channels, output_channels,
                                            train_source)
 
-    def optimizer():
-        schedule = LinearDecay(config.lr, config.epochs, config.epochs_decay, steps_per_epoch,
+    def optimizer(rate):
+        schedule = LinearDecay(rate, config.epochs, config.epochs_decay, steps_per_epoch,
                                per_step=config.lr_per_step)
         return default_optimizer(schedule, beta_1=config.beta1)
 
-    model.compile(g_optimizer=optimizer(),
-                  d_optimizer=optimizer() if model.discriminator is not None else None)
+    d_rate = config.lr if config.lr_d is None else config.lr_d
+    model.compile(g_optimizer=optimizer(config.lr),
+                  d_optimizer=optimizer(d_rate) if model.discriminator is not None else None)
     return model
 
 

@@ -69,8 +69,8 @@ def test_train_leaves_everything_in_the_run_directory(trained):
     assert json.loads((run / "config.json").read_text())["ngf"] == 4
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    assert {"d_loss", "g_l1", "g_gan", "g_total", "val_l1", "val_psnr", "val_ssim", "val_grid",
-            "val_sharp", "lr"} <= set(rows[0])
+    assert {"d_loss", "g_l1", "g_gan", "g_total", "d_real_acc", "d_fake_acc", "val_l1",
+            "val_psnr", "val_ssim", "val_grid", "val_sharp", "lr"} <= set(rows[0])
     assert float(rows[0]["lr"]) == pytest.approx(2e-4) and float(rows[1]["lr"]) == pytest.approx(1e-4)
     assert all(float(r["val_grid"]) > 0 and float(r["val_sharp"]) > 0 for r in rows)
     # every step's own losses (4 pairs, batch 1: 4 steps an epoch), whose means are the epochs'
@@ -78,7 +78,7 @@ def test_train_leaves_everything_in_the_run_directory(trained):
     assert [int(r["step"]) for r in steps] == list(range(1, 9))
     assert [int(r["epoch"]) for r in steps] == [0] * 4 + [1] * 4
     for epoch, row in enumerate(rows):
-        for key in ("d_loss", "g_l1", "g_gan", "g_total"):
+        for key in ("d_loss", "g_l1", "g_gan", "g_total", "d_real_acc", "d_fake_acc"):
             mean = np.mean([float(s[key]) for s in steps if int(s["epoch"]) == epoch])
             assert mean == pytest.approx(float(row[key]), rel=1e-5), key
     assert len({s["g_l1"] for s in steps}) == 8  # per-step values, not running means

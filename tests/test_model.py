@@ -46,7 +46,7 @@ def test_fit_reports_losses_and_lowers_l1(pairs):
     model = tiny_model()
     model.compile(g_optimizer=default_optimizer(2e-3), d_optimizer=default_optimizer(2e-3))
     history = model.fit(dataset(x, y), epochs=15, verbose=0).history
-    assert set(history) == {"d_loss", "g_gan", "g_l1", "g_total"}
+    assert set(history) == {"d_loss", "g_gan", "g_l1", "g_total", "d_real_acc", "d_fake_acc"}
     assert all(np.isfinite(v).all() for v in history.values())
     assert history["g_l1"][-1] < 0.9 * history["g_l1"][0]
     np.testing.assert_allclose(

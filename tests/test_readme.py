@@ -44,7 +44,8 @@ def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
     assert "(2, 64, 64, 3)" in capsys.readouterr().out
     assert os.path.exists(tmp_path / "quickstart.keras")
     assert namespace["restored"].g_optimizer.iterations.numpy() == 8 * 3
-    assert set(namespace["history"].history) == {"d_loss", "g_gan", "g_l1", "g_total"}
+    assert set(namespace["history"].history) == {"d_loss", "g_gan", "g_l1", "g_total",
+                                                   "d_real_acc", "d_fake_acc"}
 
 
 def test_readme_commands_match_ci():

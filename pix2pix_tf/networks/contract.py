@@ -190,8 +190,10 @@ def clone_generator(generator, clone_function=None):
 
 def as_generator(model):
     """The :class:`Generator` inside a trained model (anything with a ``generator``, such as
-    :class:`pix2pix_tf.Pix2Pix`), or ``model`` itself if it is one; else a clear error."""
-    generator = model if isinstance(model, Generator) else getattr(model, "generator", None)
+    :class:`pix2pix_tf.Pix2Pix`: its ``inference_generator``, the weight average where it
+    keeps one), or ``model`` itself if it is one; else a clear error."""
+    generator = model if isinstance(model, Generator) else getattr(
+        model, "inference_generator", getattr(model, "generator", None))
     if not isinstance(generator, Generator):
         raise TypeError(f"{getattr(model, 'name', model)!r} is not a pix2pix_tf model or "
                         "generator (a Generator, or a model with a .generator that is one).")

@@ -27,7 +27,14 @@ applied at two or three image scales.
 import keras
 
 from pix2pix_tf.conditioning import NONE
-from pix2pix_tf.layers import InputCheck, SeedSequence, conv_init, normalization, walk_layers
+from pix2pix_tf.layers import (
+    Blur2D,
+    InputCheck,
+    SeedSequence,
+    conv_init,
+    normalization,
+    walk_layers,
+)
 
 
 def _inputs(input_channels, target_channels, conditional):
@@ -44,22 +51,30 @@ def _inputs(input_channels, target_channels, conditional):
     return [condition, image], pair
 
 
-def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE):
+def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE,
+                  antialias=False, spectral_norm=False):
     """The PatchGAN's layers applied to ``x``. Returns the activations after each block
     (the features of pix2pixHD's feature-matching loss), the last being the logits.
-    ``text``: a ``(b, d)`` embedding for the projection discriminator's text term."""
+    ``antialias``: a :class:`~pix2pix_tf.layers.Blur2D` before every stride-2 convolution;
+    ``spectral_norm``: every convolution spectrally normalised (see
+    :func:`patchgan_discriminator`)."""
 
     def block(x, filters, kernel, stride, index, with_norm, bias):
+        if antialias and stride > 1:
+            x = Blur2D(name=f"{prefix}conv{index}_blur")(x)
         if kernel > 1 and stride == 1:
             # PyTorch's padding=1 with a 4x4 stride-1 kernel is not Keras 'same'; pad explicitly.
             x = keras.layers.ZeroPadding2D(1, name=f"{prefix}conv{index}_pad")(x)
             padding = "valid"
         else:
             padding = "same"
-        x = keras.layers.Conv2D(
+        conv = keras.layers.Conv2D(
             filters, kernel, strides=stride, padding=padding, use_bias=bias,
             kernel_initializer=conv_init(seeds), name=f"{prefix}conv{index}",
-        )(x)
+        )
+        if spectral_norm:
+            conv = keras.layers.SpectralNormalization(conv, name=f"{prefix}conv{index}_sn")
+        x = conv(x)
         layer = normalization(norm, seeds, name=f"{prefix}conv{index}_norm") if with_norm else None
         return layer(x) if layer is not None else x
 
@@ -94,6 +109,8 @@ def patchgan_discriminator(
     norm="batch",
     conditional=True,
     conditioning=None,
+    antialias=False,
+    spectral_norm=False,
     seed=None,
     name=None,
 ):
@@ -108,6 +125,12 @@ def patchgan_discriminator(
         conditional: see ``concat(input, image)`` (cGAN, default) or the image alone (GAN).
         conditioning: a :class:`pix2pix_tf.conditioning.Conditioning` hook adding inputs
             (after the images) and listening to them (default: none, the paper's).
+        antialias: blur (:class:`~pix2pix_tf.layers.Blur2D`) before every stride-2
+            convolution (Zhang, 2019); off in the paper. A deviation against the lattice a
+            70x70 PatchGAN's 8-pixel output grid prints into the generator's outputs.
+        spectral_norm: wrap every convolution in ``keras.layers.SpectralNormalization``
+            (Miyato et al., 2018; SPADE's discriminator); off in the paper. It bounds D's
+            Lipschitz constant, so D cannot win as fast as the paper's D does in short runs.
         seed: integer fixing the initial weights, or ``None``.
         name: model name.
 
@@ -129,7 +152,8 @@ def patchgan_discriminator(
         raise ValueError("the PixelGAN (n_layers=0) has no last layer to project conditions "
                          "onto; use n_layers >= 1 or a conditioning without projection.")
     logits = patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds,
-                           conditioning=conditioning)[-1]
+                           conditioning=conditioning, antialias=antialias,
+                           spectral_norm=spectral_norm)[-1]
     if name is None:
         kind = "pixelgan" if n_layers == 0 else f"patchgan_{receptive_field_for(n_layers)}"
         kind = f"{conditioning.name_prefix}{kind}"
@@ -146,6 +170,8 @@ def multiscale_discriminator(
     n_layers=3,
     norm="batch",
     conditional=True,
+    antialias=False,
+    spectral_norm=False,
     seed=None,
     name=None,
 ):
@@ -159,6 +185,7 @@ def multiscale_discriminator(
     each entry is the list of that PatchGAN's block activations followed by its logits. The
     activations feed the discriminator feature-matching loss
     (``Pix2Pix(lambda_feat=...)``, off by default); the GAN loss uses the logits of every scale.
+    ``antialias`` and ``spectral_norm`` as in :func:`patchgan_discriminator`, at every scale.
     """
     if num_scales < 1:
         raise ValueError(f"num_scales must be >= 1, got {num_scales}.")
@@ -172,7 +199,8 @@ def multiscale_discriminator(
             x = keras.layers.AveragePooling2D(3, strides=2, padding="same",
                                               name=f"downsample{s}")(x)
         scales.append(patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds,
-                                    prefix=f"scale{s}_"))
+                                    prefix=f"scale{s}_", antialias=antialias,
+                                    spectral_norm=spectral_norm))
     return keras.Model(inputs, scales, name=name or f"multiscale_{num_scales}x"
                        f"{'pixelgan' if n_layers == 0 else receptive_field_for(n_layers)}")
 
@@ -195,11 +223,13 @@ def _receptive_field(kernels_and_strides):
 def receptive_field(discriminator):
     """Receptive field, in input pixels, of one output logit of a built discriminator.
 
-    Read from the model's own convolution layers (kernel sizes and strides), so it is true of
+    Read from the model's own convolution layers (kernel sizes and strides; spectrally
+    normalised ones and anti-aliasing blurs included), so it is true of
     whatever network is passed, not of the arguments it was built with.
     """
-    convs = [(layer.kernel_size[0], layer.strides[0]) for layer in walk_layers(discriminator)
-             if isinstance(layer, keras.layers.Conv2D)]
+    layers = [getattr(layer, "layer", layer) for layer in walk_layers(discriminator)]
+    convs = [(3, 1) if isinstance(layer, Blur2D) else (layer.kernel_size[0], layer.strides[0])
+             for layer in layers if isinstance(layer, (keras.layers.Conv2D, Blur2D))]
     if not convs:
         raise ValueError(f"{discriminator.name} has no Conv2D layers; is it a discriminator?")
     return _receptive_field(convs)

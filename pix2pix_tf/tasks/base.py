@@ -116,8 +116,8 @@ class Task:
         return self.model_class(generator, discriminator, lambda_l1=lambda_l1,
                                 lambda_gan=lambda_gan, gan_mode=config.gan_mode,
                                 inference_mode=config.inference_mode,
-                                lambda_feat=config.lambda_feat, d_shift=config.d_shift,
-                                training_config=config.to_dict(), **extra)
+                                training_config=config.to_dict(), **objective_options(config),
+                                **extra)
 
     def sample_labels(self, inputs):
         """Row labels for sample grids of ``inputs`` (None: none)."""
@@ -195,6 +195,16 @@ class Task:
                              f"{sorted(generator.condition_inputs)}, which the page cannot "
                              "fill (a task provides them by implementing Task.web_page).")
         return {}
+
+
+#: The config's objective options that the model takes under the same name.
+OBJECTIVE_OPTIONS = ("lambda_feat", "d_shift", "d_cutout", "r1_gamma", "r1_every", "lambda_ffl",
+                     "g_ema")
+
+
+def objective_options(config):
+    """The model's keyword arguments for ``config``'s :data:`OBJECTIVE_OPTIONS`."""
+    return {name: getattr(config, name) for name in OBJECTIVE_OPTIONS}
 
 
 def saved_direction(model):

@@ -222,7 +222,7 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
 
     def empty(batch, texts):
         x = batch * 2.0 - 1.0
-        out = model.generator({"image": x, "tokens": np.zeros((len(x), model.sequence_length),
+        out = model.inference_generator({"image": x, "tokens": np.zeros((len(x), model.sequence_length),
                                                               np.int32)}, training=False)
         return (np.asarray(out) + 1.0) / 2.0
 

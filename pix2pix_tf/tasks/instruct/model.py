@@ -31,7 +31,6 @@ the networks' ``"tokens"`` input and travels inside the saved ``.keras``, which 
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from pix2pix_tf import losses
@@ -212,7 +211,8 @@ class InstructPix2Pix(Pix2Pix):
         return {IMAGE: inputs[IMAGE], TOKENS: tokens}
 
     def call(self, inputs, training=False):
-        return self.generator(self.network_inputs(inputs, training), training=training)
+        generator = self.generator if training else self.inference_generator
+        return generator(self.network_inputs(inputs, training), training=training)
 
     def discriminator_inputs(self, inputs, images):
         return [inputs[IMAGE], images, inputs[TOKENS]]
@@ -225,24 +225,18 @@ class InstructPix2Pix(Pix2Pix):
         inputs["wrong_tokens"], inputs["wrong_valid"] = wrong, ops.cast(valid, "float32")
         return super().train_step((inputs, y))
 
-    def _discriminator_step(self, x, y, fake, global_batch):
-        with tf.GradientTape() as d_tape:
-            real_logits = self.discriminate(x, y, training=True)[0]
-            fake_logits = self.discriminate(x, fake, training=True)[0]
-            wrong_logits = self.discriminate({**x, TOKENS: x["wrong_tokens"]}, y,
-                                             training=True)[0]
-            weight = self.lambda_mismatch * x["wrong_valid"]
-            per_example = losses.matching_discriminator_loss(
-                real_logits, fake_logits, wrong_logits, weight, self.gan_mode)
-            d_loss = ops.sum(per_example) / global_batch
-            scaled = self.d_optimizer.scale_loss(d_loss)
-        d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply(d_tape.gradient(scaled, d_vars), d_vars)
+    def _discriminator_loss(self, x, y, fake):
+        real_logits = self.discriminate(x, y, training=True)[0]
+        fake_logits = self.discriminate(x, fake, training=True)[0]
+        wrong_logits = self.discriminate({**x, TOKENS: x["wrong_tokens"]}, y, training=True)[0]
+        weight = self.lambda_mismatch * x["wrong_valid"]
+        per_example = losses.matching_discriminator_loss(
+            real_logits, fake_logits, wrong_logits, weight, self.gan_mode)
         mismatch = losses.gan_loss(wrong_logits, False, self.gan_mode)
         # How sure D is that real images with wrong instructions are fake (valid ones only).
         count = ops.maximum(ops.sum(x["wrong_valid"]), 1.0)
         self.d_mismatch_tracker.update_state(ops.sum(mismatch * x["wrong_valid"]) / count)
-        return d_loss
+        return per_example, real_logits, fake_logits
 
     # ------------------------------------------------------------------------------ editing
     def edit(self, images, instructions, strength=1.0, *, allow_empty=False, tile=1024):
@@ -279,7 +273,7 @@ class InstructPix2Pix(Pix2Pix):
             if x.ndim != 3 or x.shape[-1] != self.input_channels:
                 raise ValueError(f"images must be (height, width, {self.input_channels}); got "
                                  f"shape {image.shape}.")
-            out = translate(self.generator, x, tile=tile, conditions={TOKENS: ids})
+            out = translate(self.inference_generator, x, tile=tile, conditions={TOKENS: ids})
             out = np.clip(x + strength * (out - x), -1.0, 1.0)
             outputs.append(np.round((out + 1.0) * 127.5).astype(np.uint8) if as_uint8 else out)
         return outputs[0] if single else outputs

@@ -1,0 +1,109 @@
+"""The texture experiments of issue 30: the README's first run (the quick preset, demo data) with
+one remedy or combination each, same seed and budget, one after another (2 cores: one training
+at a time), then ``evaluate`` of every model on the 32 held-out tiles.
+
+    python benchmarks/texture.py                     # every experiment not yet trained
+    python benchmarks/texture.py --only l1 quick     # some of them
+    python benchmarks/texture.py --evaluate-only     # re-score the trained ones
+    python benchmarks/texture.py --list
+
+Runs go to ``runs/texture/<name>/``; each row's train time (wall, the whole command) and its
+``evaluate`` metrics are appended to ``runs/texture/results.jsonl`` and the table printed at the
+end is what benchmarks/NOTES.md holds. A picture of the same held-out tiles through every model
+is ``runs/texture/side_by_side.png``.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path("runs/texture")
+
+#: name -> the train flags added to the README's first command (``python -m pix2pix_tf.train``).
+EXPERIMENTS = {
+    "l1": ["--objective", "L1"],
+    "quick_before": ["--lambda-l1", "300", "--d-shift", "32"],
+    "lambda100": ["--lambda-l1", "100", "--d-shift", "0"],
+    "lambda100_shift": ["--lambda-l1", "100", "--d-shift", "32"],
+    "antialias": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias"],
+    "ema": ["--lambda-l1", "100", "--d-shift", "32", "--g-ema", "0.999"],
+    "sn_ttur": ["--lambda-l1", "100", "--d-shift", "32", "--d-spectral-norm", "--lr-d", "4e-4"],
+    "r1": ["--lambda-l1", "100", "--d-shift", "32", "--r1-gamma", "1"],
+    "cutout": ["--lambda-l1", "100", "--d-shift", "32", "--d-cutout", "0.5"],
+    "feat": ["--lambda-l1", "100", "--d-shift", "32", "--lambda-feat", "10"],
+    "ffl": ["--lambda-l1", "100", "--d-shift", "32", "--lambda-ffl", "10"],
+}
+
+KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")
+
+
+def train(name, flags):
+    run_dir = ROOT / name
+    command = [sys.executable, "-m", "pix2pix_tf.train", "--run-dir", str(run_dir), *flags]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start, command
+
+
+def evaluate(name):
+    model = ROOT / name / "model.keras"
+    out = ROOT / name / "evaluation"
+    subprocess.run([sys.executable, "-m", "pix2pix_tf.evaluate", "--model", str(model),
+                    "--data", "demo", "--output", str(out)], check=True,
+                   stdout=subprocess.DEVNULL)
+    metrics = json.loads((out / "metrics.json").read_text())["results"]
+    row = metrics[next(iter(metrics))]
+    return {k: row.get(k) for k in KEYS}, metrics
+
+
+def balance(name):
+    """Median D accuracy on real / generated pairs over the run's last 300 steps."""
+    import csv
+    import statistics
+
+    path = ROOT / name / "steps.csv"
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(path.open()))[-300:]
+    out = {}
+    for key in ("d_real_acc", "d_fake_acc"):
+        values = [float(r[key]) for r in rows if r.get(key)]
+        if values:
+            out[key] = statistics.median(values)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, flags in EXPERIMENTS.items():
+            print(f"{name:16s} {' '.join(flags)}")
+        return
+    ROOT.mkdir(parents=True, exist_ok=True)
+    names = args.only or list(EXPERIMENTS)
+    results = ROOT / "results.jsonl"
+    for name in names:
+        record = {"name": name, "flags": EXPERIMENTS[name]}
+        if not args.evaluate_only:
+            if (ROOT / name / "model.keras").exists():
+                print(f"{name}: trained already (delete {ROOT / name} to train again)")
+            else:
+                seconds, command = train(name, EXPERIMENTS[name])
+                record.update(train_seconds=round(seconds, 1), command=" ".join(command[1:]))
+        if (ROOT / name / "model.keras").exists():
+            scores, _ = evaluate(name)
+            record.update(scores, **balance(name))
+        with results.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
