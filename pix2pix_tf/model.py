@@ -304,7 +304,9 @@ class Pix2Pix(keras.Model):
         if self._use_ema and self.generator_ema is None:
             raise ValueError("use_ema=True needs g_ema > 0 (a generator average to use).")
         self._inference_mode = inference_mode
-        self.inference_generator.inference_mode = inference_mode
+        for network in (generator, self.generator_ema):
+            if network is not None:
+                network.inference_mode = inference_mode
         self._feature_view = None
         if self.lambda_feat > 0:
             self._feature_view = _Untracked(self._features_of(self.discriminator))

@@ -237,3 +237,18 @@ def test_a_config_with_every_remedy_builds_trains_and_reloads(tmp_path, pairs):
     loaded = keras.models.load_model(tmp_path / "all.keras")
     assert max_weight_diff(loaded, model) == 0.0
     loaded.fit(dataset(*pairs), epochs=1, verbose=0)  # optimizer state and all restored
+
+
+def test_the_trainer_keeps_whichever_generator_validates_better(pairs):
+    from pix2pix_tf.training import choose_average
+
+    model = tiny_model(g_ema=0.9, inference_mode="deterministic")  # no test-time dropout
+    model.compile()
+    data = dataset(*pairs)
+    model.fit(data, epochs=2, verbose=0)
+    scores = choose_average(model, data)
+    assert model.use_ema == (scores[True] <= scores[False])
+    model.use_ema = not model.use_ema
+    l1 = model.evaluate(data, verbose=0, return_dict=True)["l1"]
+    assert l1 == pytest.approx(scores[model.use_ema], rel=1e-5)
+    assert choose_average(tiny_model(), data) is None
