@@ -264,7 +264,8 @@ def test_rest_client_against_the_exported_signature(exported):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow_serving") is None,
-                    reason="pip install --no-deps tensorflow-serving-api")
+                    reason="tensorflow-serving-api is not installed (its gRPC request protos: "
+                           "pip install --no-deps tensorflow-serving-api)")
 def test_grpc_client_against_the_exported_signature(exported):
     request = client.grpc_request([png_bytes(np.zeros((9, 9, 3), np.uint8))], "pix2pix")
     request = type(request).FromString(request.SerializeToString())  # over the wire

@@ -15,29 +15,30 @@ from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.networks import build_discriminator, build_generator
 from pix2pix_tf.tasks.instruct.edits import EDITS
 from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
-from pix2pix_tf.tasks.instruct.text import TOKENS, build_vocabulary
+from pix2pix_tf.tasks.instruct.pretrained_text import (
+    WordPieceVocabulary,
+    import_keras_hub,
+    load_text_encoder,
+)
+from pix2pix_tf.tasks.instruct.text import TOKENS, TextConditioning, build_vocabulary, read_vocabulary
 
 L = 12
 ASKS = ["make it sepia", "blur it", "invert the colours"]
 
+try:  # the optional extra: without it, every test but the first skips, saying how to install it
+    keras_hub = import_keras_hub()
+    HUB_MISSING = ""
+except ImportError as error:
+    keras_hub, HUB_MISSING = None, str(error)
+needs_hub = pytest.mark.skipif(keras_hub is None, reason=HUB_MISSING)
+
 
 def test_missing_keras_hub_says_how_to_install(monkeypatch):
-    from pix2pix_tf.tasks.instruct.pretrained_text import import_keras_hub
-
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pix2pix_tf\[hub\]"):
         import_keras_hub()
     with pytest.raises(ValueError, match="applies to --task instruct"):
         TrainConfig.create(text_encoder="bert_tiny_en_uncased")
-
-
-keras_hub = pytest.importorskip("keras_hub")
-pytest.importorskip("tensorflow_text")
-from pix2pix_tf.tasks.instruct.pretrained_text import (  # noqa: E402
-    WordPieceVocabulary,
-    load_text_encoder,
-)
-from pix2pix_tf.tasks.instruct.text import TextConditioning, read_vocabulary  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def tiny_editor(preset, **kwargs):
                            text_encoder=preset, inference_mode="moving_average", seed=0, **kwargs)
 
 
+@needs_hub
 def test_wordpiece_vocabulary_in_graphs_in_python_and_on_file(preset, tmp_path):
     vocabulary = load_text_encoder(preset, L)[0]
     assert isinstance(vocabulary, WordPieceVocabulary)
@@ -96,6 +98,7 @@ def test_wordpiece_vocabulary_in_graphs_in_python_and_on_file(preset, tmp_path):
     assert read.sequence_length == L
 
 
+@needs_hub
 def test_editor_trains_with_a_frozen_pretrained_encoder_and_round_trips(preset, tmp_path):
     from test_instruct import photos
 
@@ -139,6 +142,7 @@ def test_editor_trains_with_a_frozen_pretrained_encoder_and_round_trips(preset, 
     assert (dropped[1:4] == model.vocabulary.unknown).sum() >= 2
 
 
+@needs_hub
 def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     from PIL import Image
     from test_instruct import photo_folder, photos
@@ -182,6 +186,7 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     np.testing.assert_allclose(out["output"].numpy(), want, atol=1e-4)
 
 
+@needs_hub
 def test_a_bad_preset_names_itself(tmp_path):
     with pytest.raises(ValueError, match="could not load the text encoder preset.*empty"):
         load_text_encoder(str(tmp_path / "empty"), L)

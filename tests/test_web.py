@@ -56,6 +56,13 @@ def _runtime_present():
                for sub in ("dist", "node_modules/onnxruntime-web/dist", "."))
 
 
+def _runtime_missing():
+    if _runtime_present():
+        return []
+    return [f"no onnxruntime-web at {RUNTIME} (npm install --prefix .ci/node "
+            "onnxruntime-web@1.30.0, or set PIX2PIX_TF_ORT_WEB)"]
+
+
 def _missing():
     reasons = []
     try:
@@ -64,17 +71,25 @@ def _missing():
         reasons.append("Playwright for Python is not installed (pip install playwright)")
     if not Path(CHROMIUM).is_file():
         reasons.append(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    if not _runtime_present():
-        reasons.append(f"no onnxruntime-web at {RUNTIME} (npm install --prefix .ci/node "
-                       "onnxruntime-web@1.30.0, or set PIX2PIX_TF_ORT_WEB)")
-    return reasons
+    return reasons + _runtime_missing()
+
+
+def _require(reasons):
+    """Skips with the reasons, or fails where ``PIX2PIX_TF_REQUIRE_BROWSER=1`` (CI)."""
+    if reasons:
+        (pytest.fail if REQUIRED else pytest.skip)("; ".join(reasons))
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """The onnxruntime-web copy the exported pages vendor (every page fixture needs it)."""
+    _require(_runtime_missing())
+    return RUNTIME
 
 
 @pytest.fixture(scope="module")
 def browser():
-    reasons = _missing()
-    if reasons:
-        (pytest.fail if REQUIRED else pytest.skip)("; ".join(reasons))
+    _require(_missing())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -168,20 +183,20 @@ def translator(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def translator_pages(translator, tmp_path_factory):
+def translator_pages(runtime, translator, tmp_path_factory):
     model, _ = translator
     out = tmp_path_factory.mktemp("pages")
     pages = {}
     for weights in ("float32", "float16"):
         reports = export_model(model, out / weights, saved_model=False, tflite=(), onnx=False,
-                               web=True, web_runtime=str(RUNTIME), web_weights=weights,
+                               web=True, web_runtime=str(runtime), web_weights=weights,
                                verbose=False)
         pages[weights] = (out / weights / "web", reports[-1])
     return pages
 
 
 @pytest.fixture(scope="module")
-def editor(tmp_path_factory):
+def editor(runtime, tmp_path_factory):
     keras.utils.set_random_seed(0)
     source = EditsSource(photos(8), size=32)
     words = build_vocabulary([p for e in EDITS.values() for p in e.phrasings])
@@ -191,7 +206,7 @@ def editor(tmp_path_factory):
     model.fit(data, epochs=8, verbose=0)
     out = tmp_path_factory.mktemp("editor")
     export_model(model, out, saved_model=False, tflite=(), onnx=False, web=True,
-                 web_runtime=str(RUNTIME), web_weights="float32", verbose=False)
+                 web_runtime=str(runtime), web_weights="float32", verbose=False)
     return model, out / "web"
 
 
@@ -441,7 +456,7 @@ def test_onnx_graph_is_fused_to_the_same_function(translator, tmp_path):
     np.testing.assert_allclose(outputs[True], outputs[False], atol=2e-5)
 
 
-def test_readme_browser_commands_run(translator, tmp_path, monkeypatch):
+def test_readme_browser_commands_run(runtime, translator, tmp_path, monkeypatch):
     """The README's "In the browser" commands, with the npm registry replaced by the local
     runtime copy: export writes the newest run's page, serve finds it."""
     import re
@@ -449,8 +464,6 @@ def test_readme_browser_commands_run(translator, tmp_path, monkeypatch):
     from pix2pix_tf.cli import serve as serve_cli
     from pix2pix_tf.exporters import web
 
-    if not _runtime_present():
-        pytest.skip(f"no onnxruntime-web at {RUNTIME}")
     text = (ROOT / "README.md").read_text()
     block = re.search(r"## In the browser\n.*?```bash\n(.*?)```", text, re.S).group(1)
     lines = [line.split("#")[0].split() for line in block.strip().splitlines()]
@@ -459,7 +472,7 @@ def test_readme_browser_commands_run(translator, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "quick").mkdir(parents=True)
     shutil.copy(translator[1], tmp_path / "runs" / "quick" / "model.keras")
-    monkeypatch.setattr(web, "download_runtime", lambda: RUNTIME)
+    monkeypatch.setattr(web, "download_runtime", lambda: runtime)
     assert export_main(lines[0][3:]) == 0
     page = tmp_path / "exports" / "quick" / "web"
     assert sorted(p.name for p in (page / "ort").iterdir()) == sorted(RUNTIME_FILES)
