@@ -120,6 +120,20 @@ def open_data(config, data, split):
     return config.task_object.open_data(config, data, split)
 
 
+def without_autotune(dataset):
+    """``dataset`` with tf.data's autotuning off: the same elements (the pipeline is
+    deterministic), each parallel stage at its default parallelism (the CPU count, at most 16).
+
+    Keras makes a new iterator every epoch and drops the last one at the next epoch's first
+    step; an autotuned iterator's destruction joins its tuning thread, which now and then
+    misses the wake-up (TensorFlow's ``Model::OptimizeLoop`` re-checks ``IsCancelled()`` before
+    ``CancellationManager::StartCancel`` marks itself cancelled) and sleeps out its period of up
+    to a minute: a stall of 0-60 s that the progress bar puts on that first step."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def validation_source(config, test_data=None):
     """The pairs validated on: ``test_data`` if given, else the data's test split, else its
     val split; ``None`` (said aloud) when the data has neither. A split that exists but is
@@ -258,10 +272,10 @@ def _train(run_dir, config, verbose, train_data, test_data):
     # The generator states the size multiple the pipeline must honour.
     options = dict(pipeline_options(config), multiple=model.generator.size_multiple)
     epoch_counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds = pair_pipeline(train_pairs, augment=True, shuffle=True, epoch=epoch_counter,
-                             **options)
-    test_ds = None if test_pairs is None else pair_pipeline(test_pairs, augment=False,
-                                                            shuffle=False, **options)
+    train_ds = without_autotune(pair_pipeline(train_pairs, augment=True, shuffle=True,
+                                              epoch=epoch_counter, **options))
+    test_ds = None if test_pairs is None else without_autotune(
+        pair_pipeline(test_pairs, augment=False, shuffle=False, **options))
     if not resuming:  # only now: a run that failed to start leaves nothing to resume
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
@@ -310,9 +324,9 @@ def _train(run_dir, config, verbose, train_data, test_data):
             raise _named_data_error(error, train_pairs, test_pairs) from error
 
     if start_step:  # finish the interrupted epoch from its next step, then go on as usual
-        rest = pair_pipeline(train_pairs, augment=True, shuffle=True, skip_batches=start_step,
-                             epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False),
-                             **options)
+        rest = without_autotune(pair_pipeline(
+            train_pairs, augment=True, shuffle=True, skip_batches=start_step,
+            epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False), **options))
         fit(rest, initial_epoch + 1, initial_epoch,
             [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
         initial_epoch += 1
