@@ -1,12 +1,14 @@
 """Scoring translations against targets: the evaluation every pair task shares.
 
-:func:`evaluate_pairs` reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, and
-the grid-artifact and sharpness measures (:class:`pix2pix_tf.metrics.TextureStats`)
-for each model and for baselines computed in the same run: identity (output = input, when channel
-counts allow) and the other models given (e.g. the same generator trained with ``--objective
-L1``). It writes a table (printed, and ``metrics.json``), a side-by-side PNG grid and a small HTML
-report. Tasks whose success is something else (an editor following instructions) evaluate their
-own way (``Task.evaluate``).
+:func:`evaluate_pairs` reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, the
+grid-artifact and sharpness measures (:class:`pix2pix_tf.metrics.TextureStats`) and ProGAN's
+sliced Wasserstein distance of 7x7 patches (:class:`pix2pix_tf.metrics.SlicedWasserstein`:
+``swd`` in the table, every pyramid level's ``swd_<size>`` and the number of images it scored,
+``swd_images``, in ``metrics.json``) for each model and for baselines computed in the same run:
+identity (output = input, when channel counts allow) and the other models given (e.g. the same
+generator trained with ``--objective L1``). It writes a table (printed, and ``metrics.json``), a
+side-by-side PNG grid and a small HTML report. Tasks whose success is something else (an editor
+following instructions) evaluate their own way (``Task.evaluate``).
 """
 
 import html
@@ -21,7 +23,13 @@ from pix2pix_tf.data import load_paired_dataset
 from pix2pix_tf.networks import as_generator, image_of
 from pix2pix_tf.plotting import image_grid
 
-COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b", "grid", "sharp")
+COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b", "grid", "sharp", "swd")
+#: Decimals per column where 4 would be noise (SWD is in the hundreds).
+DECIMALS = {"swd": 1}
+
+
+def _cell(row, column):
+    return f"{row[column]:.{DECIMALS.get(column, 4)}f}"
 
 
 def score(translate, dataset, steps, keep=0):
@@ -29,10 +37,15 @@ def score(translate, dataset, steps, keep=0):
     ``keep`` outputs (for the sample grid)."""
     from keras.utils import Progbar
 
-    from pix2pix_tf.metrics import LabHistogram, TextureStats, per_image_metrics
+    from pix2pix_tf.metrics import (
+        LabHistogram,
+        SlicedWasserstein,
+        TextureStats,
+        per_image_metrics,
+    )
 
     values = {k: [] for k in ("l1", "psnr", "ssim")}
-    histogram, texture = LabHistogram(), TextureStats()
+    histogram, texture, sliced = LabHistogram(), TextureStats(), SlicedWasserstein()
     outputs = []
     progress = Progbar(steps, unit_name="batch")
     for x, y in dataset:
@@ -41,13 +54,16 @@ def score(translate, dataset, steps, keep=0):
             values[key].extend(v.tolist())
         histogram.update(y, out)
         texture.update(y, out)
+        sliced.update(y, out)
         if sum(len(o) for o in outputs) < keep:
             outputs.append(np.asarray(out))
         progress.add(1)
     result = {k: float(np.mean(v)) for k, v in values.items()}
     result.update(histogram.intersection())
     result.update(texture.result())
+    result.update(sliced.result())
     result["images"] = len(values["l1"])
+    result["swd_images"] = sliced.images
     return result, (np.concatenate(outputs)[:keep] if outputs else None)
 
 
@@ -55,7 +71,7 @@ def table(rows):
     header = f"{'':28s}" + "".join(f"{c:>9s}" for c in COLUMNS)
     lines = [header]
     for name, r in rows.items():
-        lines.append(f"{name[:28]:28s}" + "".join(f"{r[c]:9.4f}" for c in COLUMNS))
+        lines.append(f"{name[:28]:28s}" + "".join(f"{_cell(r, c):>9s}" for c in COLUMNS))
     return "\n".join(lines)
 
 
@@ -63,7 +79,8 @@ def write_html(path, rows, grid_name, info):
     cells = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = "".join(
         "<tr><td>" + html.escape(name) + "</td>"
-        + "".join(f"<td>{r[c]:.4f}</td>" for c in COLUMNS) + "</tr>" for name, r in rows.items())
+        + "".join(f"<td>{_cell(r, c)}</td>" for c in COLUMNS) + "</tr>"
+        for name, r in rows.items())
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <title>pix2pix_tf evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:right}}
@@ -71,9 +88,12 @@ td:first-child{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(e
 </head><body><h1>pix2pix_tf evaluation</h1><p>{html.escape(info)}</p>
 <p>L1: mean absolute error in [-1, 1] (lower is better). PSNR (dB) and SSIM on [0, 1] images,
 hist_L/a/b: Lab colour-histogram intersection with the targets (paper Fig. 7); higher is better.
-grid: energy at the up-convolutions' grid frequencies relative to the targets' (1 = as clean as
-the real images; a visible checkerboard scores well above 1.3). sharp: fine-detail energy
-relative to the targets' (below 1: blurrier).</p>
+grid: energy at the 8/16-px (and 32-px) lattice frequencies relative to the targets' (1 = as
+clean as the real images; above 1.3 is a lattice, even an invisible one). sharp: fine-detail
+energy relative to the targets' (below 1: blurrier). swd: ProGAN's sliced Wasserstein distance
+between the outputs' and the targets' 7x7 patches, the two finest Laplacian-pyramid levels,
+x1e3 (0 = the targets' texture; blur, noise and lattices raise it; other real photos than the
+targets score about 60-150 over 16-32 images; every level in metrics.json).</p>
 <table><tr><th></th>{cells}</tr>{body}</table>
 <h2>Samples</h2><img src="{html.escape(grid_name)}" style="max-width:100%"></body></html>
 """)

@@ -95,10 +95,12 @@ def smoothed(values, window):
 #: Panels of :func:`loss_curves`: title and which columns it shows.
 CURVE_PANELS = (
     ("GAN losses", lambda k: k in ("d_loss", "g_gan", "g_feat", "d_mismatch")),
+    ("D's accuracy (real, generated pairs)", lambda k: k in ("d_real_acc", "d_fake_acc")),
     ("L1", lambda k: k.endswith("l1")),
     ("PSNR, dB (validation)", lambda k: "psnr" in k),
     ("SSIM (validation)", lambda k: "ssim" in k),
     ("grid, sharp (validation; 1 = like the targets)", lambda k: k in ("val_grid", "val_sharp")),
+    ("SWD x1e3 (validation; 0 = the targets' patches)", lambda k: k == "val_swd"),
 )
 
 

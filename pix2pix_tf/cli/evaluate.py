@@ -1,11 +1,13 @@
 """Evaluate a trained model on a test split: ``python -m pix2pix_tf.evaluate`` (see --help).
 
-Reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, and the grid-artifact
+Reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, the grid-artifact
 (``grid``: 1 = as clean as the targets) and sharpness (``sharp``: below 1 = blurrier) measures
-of :class:`pix2pix_tf.metrics.TextureStats`, for the model and for baselines computed in the
-same run: identity (output = input, when channel counts allow) and any ``--compare`` models
-(e.g. the same generator trained with ``--objective L1``). Writes a table (printed, and
-metrics.json), a side-by-side PNG grid and a small HTML report.
+of :class:`pix2pix_tf.metrics.TextureStats`, and ProGAN's sliced Wasserstein distance of 7x7
+patches (``swd``, x1e3: 0 = the targets' texture; :class:`pix2pix_tf.metrics.SlicedWasserstein`),
+for the model and for baselines computed in the same run: identity (output = input, when
+channel counts allow) and any ``--compare`` models (e.g. the same generator trained with
+``--objective L1``). Writes a table (printed, and metrics.json), a side-by-side PNG grid and a
+small HTML report.
 
 Each model is scored by its task (``Task.evaluate``). Translators as above; instruction editors
 (``--task instruct`` models) by :mod:`pix2pix_tf.tasks.instruct.evaluate`
