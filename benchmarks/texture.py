@@ -35,6 +35,11 @@ EXPERIMENTS = {
     "cutout": ["--lambda-l1", "100", "--d-shift", "32", "--d-cutout", "0.5"],
     "feat": ["--lambda-l1", "100", "--d-shift", "32", "--lambda-feat", "10"],
     "ffl": ["--lambda-l1", "100", "--d-shift", "32", "--lambda-ffl", "10"],
+    "aa_ema": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999"],
+    "aa_ema_cutout": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema",
+                      "0.999", "--d-cutout", "0.5"],
+    "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
+                  "--r1-gamma", "1"],
 }
 
 KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")
@@ -76,12 +81,34 @@ def balance(name):
     return out
 
 
+def print_table(path):
+    """The newest record of each experiment (train time from the record that trained it)."""
+    newest, seconds = {}, {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        newest[record["name"]] = record
+        seconds.setdefault(record["name"], record.get("train_seconds"))
+        if record.get("train_seconds"):
+            seconds[record["name"]] = record["train_seconds"]
+    columns = KEYS + ("d_real_acc", "d_fake_acc")
+    print("| run | flags | train s | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 3) + "|")
+    for name, record in newest.items():
+        cells = [f"{record[k]:.4g}" if record.get(k) is not None else "-" for k in columns]
+        print(f"| {name} | `{' '.join(record['flags'])}` | {seconds.get(name) or '-'} | "
+              + " | ".join(cells) + " |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=None)
     p.add_argument("--evaluate-only", action="store_true")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--table", action="store_true", help="print the newest row of each as "
+                   "markdown")
     args = p.parse_args(argv)
+    if args.table:
+        return print_table(ROOT / "results.jsonl")
     if args.list:
         for name, flags in EXPERIMENTS.items():
             print(f"{name:16s} {' '.join(flags)}")
