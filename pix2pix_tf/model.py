@@ -21,9 +21,8 @@ as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them:
 ``(inputs, target)`` either way, and the discriminator sees the image. A generator with a second
 input therefore trains, predicts and exports with no change here.
 
-``call()`` is the translation, ``test_step`` reports L1, PSNR, SSIM, the grid and sharpness
-measures (:class:`pix2pix_tf.metrics.TextureMetric`) and the sliced Wasserstein texture distance
-(:class:`pix2pix_tf.metrics.SWDMetric`), and the whole model
+``call()`` is the translation, ``test_step`` reports L1, PSNR, SSIM and the grid and sharpness
+measures (:class:`pix2pix_tf.metrics.TextureMetric`), and the whole model
 (both networks, the loss settings, the inference mode, and both optimizers with their state)
 saves to one ``.keras`` file that loads with ``safe_mode=True``.
 """
@@ -37,7 +36,7 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.data.pipeline import DIRECTIONS
 from pix2pix_tf.layers import check_inference_mode
-from pix2pix_tf.metrics import SWDMetric, TextureMetric, image_scores
+from pix2pix_tf.metrics import TextureMetric, image_scores
 from pix2pix_tf.networks import (
     Generator,
     build_discriminator,
@@ -323,7 +322,6 @@ class Pix2Pix(keras.Model):
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
         self.texture_tracker = TextureMetric(name="texture")  # logs grid and sharp
-        self.swd_tracker = SWDMetric(channels=self.generator.output_channels, name="swd")
         self.g_optimizer = None
         self.d_optimizer = None
         self.built = True
@@ -412,8 +410,7 @@ class Pix2Pix(keras.Model):
 
     @property
     def test_metrics(self):
-        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker, self.texture_tracker,
-                self.swd_tracker]
+        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker, self.texture_tracker]
 
     @property
     def metrics(self):
@@ -696,7 +693,6 @@ class Pix2Pix(keras.Model):
         self.psnr_tracker.update_state(scores["psnr"])
         self.ssim_tracker.update_state(scores["ssim"])
         self.texture_tracker.update_state(y, out)
-        self.swd_tracker.update_state(y, out)
         logs = {}
         for metric in self.test_metrics:  # the texture metric gives two: grid and sharp
             result = metric.result()
