@@ -167,9 +167,10 @@ class Pix2Pix(keras.Model):
             usual BatchNorm running statistics). See :mod:`pix2pix_tf.layers`.
         seed: integer fixing the default networks' initial weights and dropout masks.
         lambda_feat: weight of pix2pixHD's discriminator feature-matching loss (pix2pixHD: 10).
-            0 (default, the paper's objective) leaves it out. It needs a discriminator that
-            returns its block activations, such as ``multiscale``; it exists because it
-            stabilises training with multi-scale discriminators at high resolution.
+            0 (default, the paper's objective) leaves it out. It matches the discriminator's
+            block activations: those a ``multiscale`` discriminator returns, or a PatchGAN's
+            LeakyReLU outputs (read through a view of it that saves nothing). It exists because
+            it stabilises training with multi-scale discriminators at high resolution.
         d_shift: roll the pairs the discriminator sees (real and fake, input and image
             together) by a random offset below ``d_shift`` pixels in each direction at every
             training call; 0 (default, the paper's) does not. A PatchGAN's logits lie on a
@@ -179,8 +180,9 @@ class Pix2Pix(keras.Model):
             2020).
         d_cutout: DiffAugment's cutout (Zhao et al., 2020): in every pair the discriminator
             sees, a random square of ``d_cutout`` times the image's side is set to 0 (the same
-            square in the input and the image); 0 (default, the paper's) does not. It keeps D
-            from winning by memorising, which is how it wins the short first run.
+            square in the input and the image); 0 (default, the paper's) does not. Meant to keep D
+            from winning by memorising; in the first run it lowers the grid (benchmarks/NOTES.md)
+            but D still wins.
         r1_gamma: weight of the R1 penalty, ``r1_gamma / 2 * |grad_y D(x, y)|^2`` at real pairs
             (Mescheder et al., 2018), applied lazily every ``r1_every`` steps and scaled by it
             (StyleGAN2); 0 (default, the paper's) leaves it out. It penalises a discriminator
