@@ -38,6 +38,14 @@ EXPERIMENTS = {
     "aa_ema": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999"],
     "aa_ema_cutout": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema",
                       "0.999", "--d-cutout", "0.5"],
+    # Round 2: a full-resolution path (the U-Net's output is otherwise interpolated from half
+    # resolution, so detail finer than 4 px can only come from the transposed convolution's
+    # stride-2 taps, which is a lattice), and lower L1 weights.
+    "l1_head": ["--objective", "L1", "--pixel-head", "16"],
+    "aa_head": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--pixel-head", "16"],
+    "aa_l30": ["--lambda-l1", "30", "--d-shift", "32", "--d-antialias"],
+    "aa_head_l30": ["--lambda-l1", "30", "--d-shift", "32", "--d-antialias", "--pixel-head",
+                    "16"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
 }

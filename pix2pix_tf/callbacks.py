@@ -146,6 +146,19 @@ def _write_history(path, fields, rows):
     write_atomically(path, write)
 
 
+class ValidationSWD(keras.callbacks.Callback):
+    """Adds ``val_swd`` (the sliced Wasserstein texture distance, :mod:`pix2pix_tf.metrics`) to
+    every epoch's logs that have a validation pass, from the model's ``swd_tracker``, which the
+    pass's steps filled. Scored here, once, rather than at every validation step (its result
+    sorts every buffered patch) and outside the replicas (its buffer is whole on each). Put it
+    before the callbacks that record the logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        tracker = getattr(self.model, "swd_tracker", None)
+        if logs is not None and tracker is not None and "val_l1" in logs:
+            logs["val_swd"] = float(tracker.result())
+
+
 class StepLog(keras.callbacks.Callback):
     """Every training step's own losses, not the epoch's running means the progress bar and
     ``history.csv`` show: rows of ``steps.csv`` (``step``, ``epoch``, then each loss) and

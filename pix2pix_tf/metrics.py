@@ -334,6 +334,26 @@ def swd_names(height, width):
     return [f"swd_{min(h, w)}" for h, w in swd_levels(height, width)]
 
 
+def _gather_replicas(context, x):
+    """Every replica's ``x``, concatenated along the batch in replica order, on every replica.
+    ``all_gather`` where it works; under ``MultiWorkerMirroredStrategy`` (whose ``all_gather``
+    inside a ``tf.function`` fails: "destinations can not be empty") the same rows by two
+    all-reduces, each replica's rows placed in its own slot of a zero-padded stack."""
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return context.all_gather(x, axis=0)
+    replicas, me = context.num_replicas_in_sync, context.replica_id_in_sync_group
+    count = tf.shape(x)[0]
+    counts = tf.cast(context.all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.one_hot(me, replicas) * tf.cast(count, tf.float32)),
+        tf.int32)
+    longest = tf.reduce_max(counts)
+    padding = tf.concat([[[0, longest - count]], tf.zeros([tf.rank(x) - 1, 2], tf.int32)], 0)
+    padded = tf.pad(x, padding)
+    slots = tf.scatter_nd([[me]], padded[None], tf.concat([[replicas], tf.shape(padded)], 0))
+    stacked = context.all_reduce(tf.distribute.ReduceOp.SUM, slots)
+    return tf.boolean_mask(stacked, tf.range(longest)[None, :] < counts[:, None])
+
+
 def _binomial(images, gain=1.0):
     """The 5x5 binomial filter (separable ``[1, 4, 6, 4, 1] / 16`` times ``gain`` per axis) with
     mirrored edges (scipy's 'mirror', TensorFlow's 'REFLECT': ProGAN's ``pyr_down``)."""
@@ -671,9 +691,9 @@ class SWDMetric(keras.metrics.Metric):
         targets, outputs = tf.convert_to_tensor(targets), tf.convert_to_tensor(outputs)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            shape = [None] + targets.shape[1:]  # all_gather forgets the sizes
-            targets = tf.ensure_shape(context.all_gather(targets, axis=0), shape)
-            outputs = tf.ensure_shape(context.all_gather(outputs, axis=0), shape)
+            shape = [None] + targets.shape[1:]  # the gathers forget the sizes
+            targets = tf.ensure_shape(_gather_replicas(context, targets), shape)
+            outputs = tf.ensure_shape(_gather_replicas(context, outputs), shape)
         if targets.shape[-1] is not None and targets.shape[-1] != self.channels:
             raise ValueError(f"SWDMetric was made for {self.channels}-channel images; these "
                              f"have {targets.shape[-1]}.")

@@ -36,7 +36,7 @@ from keras import ops
 from pix2pix_tf import losses
 from pix2pix_tf.data.pipeline import DIRECTIONS
 from pix2pix_tf.layers import check_inference_mode
-from pix2pix_tf.metrics import TextureMetric, image_scores
+from pix2pix_tf.metrics import SWDMetric, TextureMetric, image_scores
 from pix2pix_tf.networks import (
     Generator,
     build_discriminator,
@@ -324,6 +324,9 @@ class Pix2Pix(keras.Model):
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
         self.texture_tracker = TextureMetric(name="texture")  # logs grid and sharp
+        # Filled by every validation step, scored once per pass by callbacks.ValidationSWD
+        # (its result sorts 32 images' patches: too slow to log at every step).
+        self.swd_tracker = SWDMetric(channels=self.generator.output_channels, name="swd")
         self.g_optimizer = None
         self.d_optimizer = None
         self.built = True
@@ -412,7 +415,10 @@ class Pix2Pix(keras.Model):
 
     @property
     def test_metrics(self):
-        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker, self.texture_tracker]
+        """Reset before every validation pass. ``test_step`` logs all but ``swd_tracker``, which
+        :class:`pix2pix_tf.callbacks.ValidationSWD` scores once at the pass's end."""
+        return [self.l1_tracker, self.psnr_tracker, self.ssim_tracker, self.texture_tracker,
+                self.swd_tracker]
 
     @property
     def metrics(self):
@@ -695,8 +701,11 @@ class Pix2Pix(keras.Model):
         self.psnr_tracker.update_state(scores["psnr"])
         self.ssim_tracker.update_state(scores["ssim"])
         self.texture_tracker.update_state(y, out)
+        self.swd_tracker.update_state(y, out)
         logs = {}
         for metric in self.test_metrics:  # the texture metric gives two: grid and sharp
+            if metric is self.swd_tracker:
+                continue
             result = metric.result()
             logs.update(result if isinstance(result, dict) else {metric.name: result})
         return logs

@@ -42,6 +42,7 @@ from pix2pix_tf.callbacks import (
     StepCheckpoint,
     StepLog,
     StopOnCtrlC,
+    ValidationSWD,
     checkpoints,
     read_partial,
     save_atomically,
@@ -284,7 +285,7 @@ def _train(run_dir, config, verbose, train_data, test_data):
     guard = NaNGuard()
     step_log = StepLog(run_dir / "steps.csv", initial_epoch * steps_per_epoch + start_step,
                        log_dir=run_dir / "logs" / "steps")
-    callbacks = [guard, step_log,
+    callbacks = [ValidationSWD(), guard, step_log,
                  keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
                                              profile_batch=0)]
     samples = None

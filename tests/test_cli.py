@@ -70,9 +70,10 @@ def test_train_leaves_everything_in_the_run_directory(trained):
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert {"d_loss", "g_l1", "g_gan", "g_total", "d_real_acc", "d_fake_acc", "val_l1",
-            "val_psnr", "val_ssim", "val_grid", "val_sharp", "lr"} <= set(rows[0])
+            "val_psnr", "val_ssim", "val_grid", "val_sharp", "val_swd", "lr"} <= set(rows[0])
     assert float(rows[0]["lr"]) == pytest.approx(2e-4) and float(rows[1]["lr"]) == pytest.approx(1e-4)
     assert all(float(r["val_grid"]) > 0 and float(r["val_sharp"]) > 0 for r in rows)
+    assert all(float(r["val_swd"]) > 0 for r in rows) and rows[0]["val_swd"] != rows[1]["val_swd"]
     # every step's own losses (4 pairs, batch 1: 4 steps an epoch), whose means are the epochs'
     steps = history(run, "steps.csv")
     assert [int(r["step"]) for r in steps] == list(range(1, 9))

@@ -10,7 +10,8 @@ from helpers import max_weight_diff, tiny_model
 from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer, losses
 from pix2pix_tf.distribute import strategy
 from pix2pix_tf.layers import BatchNorm
-from pix2pix_tf.metrics import texture_scores
+from pix2pix_tf.callbacks import ValidationSWD
+from pix2pix_tf.metrics import swd_scores, texture_scores
 
 
 def test_public_api_is_the_everyday_verbs_and_registries():
@@ -70,6 +71,21 @@ def test_evaluate_reports_l1_psnr_ssim_of_the_translation(pairs):
     mse = (((out + 1) / 2 - (y + 1) / 2) ** 2).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(result["psnr"], np.mean(10 * np.log10(1 / mse)), rtol=1e-4)
     assert -1 <= result["ssim"] <= 1
+
+
+def test_every_epochs_validation_logs_the_texture_distance(pairs):
+    """ValidationSWD adds val_swd, scored once per validation pass from the buffer the steps
+    filled: the SWD of that epoch's outputs, fresh each epoch."""
+    x, y = pairs
+    model = tiny_model(inference_mode="deterministic")
+    model.compile()
+    history = model.fit(dataset(x, y), validation_data=dataset(x, y), epochs=2, verbose=0,
+                        callbacks=[ValidationSWD()]).history
+    assert len(history["val_swd"]) == 2 and history["val_swd"][0] != history["val_swd"][1]
+    out = keras.ops.convert_to_numpy(model(x))
+    assert history["val_swd"][-1] == pytest.approx(swd_scores(y, out)["swd"], rel=1e-4)
+    no_validation = model.fit(dataset(x, y), epochs=1, verbose=0, callbacks=[ValidationSWD()])
+    assert "val_swd" not in no_validation.history
 
 
 def test_evaluate_scores_images_smaller_than_the_ssim_window():
