@@ -33,7 +33,7 @@ setup(
     extras_require={
         # a pretrained text encoder for the instruction editor (--text-encoder); safetensors
         # reads Hugging Face checkpoints. On tensorflow-cpu install tensorflow-text with
-        # --no-deps first: its wheel asks for the full `tensorflow` (README, "Instruction editing")
+        # --no-deps first: its wheel asks for the full `tensorflow` (docs/instruct.md)
         "hub": ["keras-hub>=0.32", "safetensors"],
         # --data hf:NAME (Hugging Face instruction-editing datasets)
         "datasets": ["datasets"],

@@ -6,7 +6,7 @@
 - ``"mirrored"``: ``tf.distribute.MirroredStrategy`` over this machine's GPUs (or the given
   devices), with its default all-reduce;
 - ``"multiworker"``: ``tf.distribute.MultiWorkerMirroredStrategy``; every worker runs the same
-  command with ``TF_CONFIG`` naming the cluster and its own index (see the README);
+  command with ``TF_CONFIG`` naming the cluster and its own index (see docs/multi_device.md);
 - ``"tpu"``: ``tf.distribute.TPUStrategy`` on the TPU the environment provides (Colab).
 
 A strategy of each kind is made once per process and device set, then reused, and every

@@ -1,16 +1,21 @@
-"""The README's quick start must run as written."""
+"""The README's and the docs' Python examples must run as written."""
 
 import os
 import re
 import shutil
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+QUICK_START = ROOT / "docs" / "python.md"
+PRETRAINED = ROOT / "docs" / "pretrained.md"
 
 
-def python_blocks():
-    blocks = re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.S | re.M)
-    assert len(blocks) == 3  # the everyday verbs, the quick start, the pretrained model
+def python_blocks(page=README, count=1):
+    """The ```python blocks of a page: the README has one (the everyday verbs), docs/python.md
+    one (the quick start, piece by piece), docs/pretrained.md one (the three lines)."""
+    blocks = re.findall(r"^```python\n(.*?)^```$", page.read_text(), re.S | re.M)
+    assert len(blocks) == count, (page, len(blocks))
     return blocks
 
 
@@ -37,10 +42,10 @@ def test_readme_everyday_verbs_run(tmp_path, monkeypatch):
 
 
 def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
-    blocks = python_blocks()
+    blocks = python_blocks(QUICK_START)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(blocks[1], str(README), "exec"), namespace)
+    exec(compile(blocks[0], str(QUICK_START), "exec"), namespace)
     assert "(2, 64, 64, 3)" in capsys.readouterr().out
     assert os.path.exists(tmp_path / "quickstart.keras")
     assert namespace["restored"].g_optimizer.iterations.numpy() == 8 * 3
@@ -50,7 +55,7 @@ def test_readme_quick_start_runs(tmp_path, monkeypatch, capsys):
 
 def test_readme_commands_match_ci():
     text = README.read_text()
-    ci = (README.parent / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -e ".[dev]" && python -m pix2pix_tf.train' in text
     assert 'pip install -e ".[dev]"' in ci
     assert "python -m pytest -q tests" in text and "python -m pytest -q tests" in ci
@@ -66,13 +71,13 @@ def test_readme_pretrained_lines_run(tmp_path, monkeypatch):
 
     server = tmp_path / "server"
     server.mkdir()
-    shutil.copy(README.parent / "tests" / "fixtures" / "torch_unet" / "unet_zip.pth",
+    shutil.copy(ROOT / "tests" / "fixtures" / "torch_unet" / "unet_zip.pth",
                 server / "sat2map.pth")
     monkeypatch.setattr(pix2pix_tf.tasks.translate.pretrained, "BASE_URL", server.as_uri())
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.chdir(tmp_path)
     photo = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     Image.fromarray(photo).save("aerial.jpg")
-    exec(compile(python_blocks()[2], str(README), "exec"), {})
+    exec(compile(python_blocks(PRETRAINED)[0], str(PRETRAINED), "exec"), {})
     assert Image.open("map.png").size == (300, 200)
     assert (tmp_path / "keras" / "models" / "pix2pix_tf" / "sat2map.pth").is_file()

@@ -457,15 +457,15 @@ def test_onnx_graph_is_fused_to_the_same_function(translator, tmp_path):
 
 
 def test_readme_browser_commands_run(runtime, translator, tmp_path, monkeypatch):
-    """The README's "In the browser" commands, with the npm registry replaced by the local
-    runtime copy: export writes the newest run's page, serve finds it."""
+    """The commands of docs/browser.md ("In the browser"), with the npm registry replaced by the
+    local runtime copy: export writes the newest run's page, serve finds it."""
     import re
 
     from pix2pix_tf.cli import serve as serve_cli
     from pix2pix_tf.exporters import web
 
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"## In the browser\n.*?```bash\n(.*?)```", text, re.S).group(1)
+    text = (ROOT / "docs" / "browser.md").read_text()
+    block = re.search(r"^# In the browser\n.*?```bash\n(.*?)```", text, re.S).group(1)
     lines = [line.split("#")[0].split() for line in block.strip().splitlines()]
     assert [line[:3] for line in lines] == [["python", "-m", "pix2pix_tf.export"],
                                             ["python", "-m", "pix2pix_tf.serve"]]
