@@ -204,7 +204,8 @@ class Pix2Pix(keras.Model):
             :class:`pix2pix_tf.config.TrainConfig` as a dict), saved inside the model so that
             later steps (export calibration, evaluation) know its data and settings.
         model_card: what a published model does and how to feed it (dataset, direction, input
-            preparation; see :mod:`pix2pix_tf.pretrained`), saved inside the model.
+            preparation; see :mod:`pix2pix_tf.tasks.translate.pretrained`), saved inside the
+            model.
         g_sees_updated_d: ``True`` (default, the reference's order) computes G's GAN term with
             the discriminator *after* this batch's D update, which costs a third D forward pass.
             ``False`` is the TF tutorial's single pass: both losses come from one D(x, G(x)),

@@ -17,7 +17,8 @@ With 3->3 channels this gives exactly the reference's 54,413,955 trainable param
 Dropout sits in the first three decoder blocks, as in the paper and the original Lua code. The
 PyTorch reference shifts it one block outward (none in the innermost block, then the next
 ``num_downs - 5``); ``dropout_layout="reference"`` builds that, so that the reference's published
-weights (:mod:`pix2pix_tf.pretrained`) run with their own noise. The parameter count is the same.
+weights (:mod:`pix2pix_tf.tasks.translate.pretrained`) run with their own noise. The parameter
+count is the same.
 
 Conditions beyond the image (an instruction, a class label) enter through ``conditioning``, a
 :class:`pix2pix_tf.conditioning.Conditioning` hook called after every encoder and decoder block:

@@ -12,8 +12,9 @@ Importing this module registers the kind ``"instructions"`` with the one data en
 open there.
 
 - :class:`EditsSource`: the bundled, offline set, built on the fly from real images (the demo's
-  tiles, or any folder of photos) and the edits of :mod:`pix2pix_tf.edits`: every image with
-  every edit, each with one of the edit's training phrasings (or held-out ones, for evaluation);
+  tiles, or any folder of photos) and the edits of :mod:`pix2pix_tf.tasks.instruct.edits`: every
+  image with every edit, each with one of the edit's training phrasings (or held-out ones, for
+  evaluation);
 - :class:`MetadataSource`: a folder in the Hugging Face "imagefolder" layout, a
   ``metadata.jsonl`` with one row per example naming the input image, the instruction and the
   edited image;
@@ -335,8 +336,8 @@ def _square(photo, size):
 
 class EditsSource(PairSource):
     """The bundled instruction-editing set: each photo with each edit of ``edits`` (default all
-    of :data:`pix2pix_tf.edits.EDITS`), the target computed exactly by the edit's function, and
-    one phrasing per example drawn with ``seed`` from the edit's training phrasings
+    of :data:`pix2pix_tf.tasks.instruct.edits.EDITS`), the target computed exactly by the edit's
+    function, and one phrasing per example drawn with ``seed`` from the edit's training phrasings
     (``phrasings="train"``) or its held-out ones (``"held_out"``).
 
     ``images``: see :func:`load_images` (default: the demo's tiles at ``size`` pixels; the

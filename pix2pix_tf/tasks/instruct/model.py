@@ -64,16 +64,17 @@ class InstructPix2Pix(Pix2Pix):
 
     Args:
         vocabulary: the instruction words the model knows (a list, most frequent first; see
-            :func:`pix2pix_tf.text.build_vocabulary`). Other words map to one "unknown" token.
+            :func:`pix2pix_tf.tasks.instruct.vocabulary.build_vocabulary`). Other words map to
+            one "unknown" token.
             Not needed with ``text_encoder``.
         sequence_length: the most words an instruction may have (longer ones are refused;
             with ``text_encoder``, word pieces plus the start and end tokens).
         text_encoder: ``None`` (default): the built-in encoder, learning words from scratch.
             Or a keras-hub preset (a name, a Kaggle/``hf://`` handle or a folder) whose
             pretrained encoder reads instructions for the generator, frozen (see
-            :mod:`pix2pix_tf.pretrained_text`): a deviation that exists because a from-scratch
-            encoder cannot know words its training instructions never used. The preset is read
-            only when the networks are built here; a saved model carries it.
+            :mod:`pix2pix_tf.tasks.instruct.pretrained_text`): a deviation that exists because
+            a from-scratch encoder cannot know words its training instructions never used. The
+            preset is read only when the networks are built here; a saved model carries it.
         text_encoder_trainable: fine-tune the pretrained encoder too (default frozen).
         generator, discriminator: networks taking ``"tokens"`` beside the images; default the
             paper's unet_256 with FiLM and the matching-aware 70x70 PatchGAN (projection).
@@ -89,10 +90,10 @@ class InstructPix2Pix(Pix2Pix):
         subword_buckets: the built-in encoder reads each word's spelling: its whole-word and
             character n-gram vectors, hashed into this many buckets (fastText), so that a word
             no training instruction used but the vocabulary holds (see
-            :func:`pix2pix_tf.text.english_words`) still means something (default 16384;
-            measured in benchmarks/NOTES.md). 0: a vector per vocabulary word, knowing only
-            trained words. Used to build the default networks; given networks carry their own
-            (and ``model.subword_buckets`` says what they read).
+            :func:`pix2pix_tf.tasks.instruct.vocabulary.english_words`) still means something
+            (default 16384; measured in benchmarks/NOTES.md). 0: a vector per vocabulary word,
+            knowing only trained words. Used to build the default networks; given networks carry
+            their own (and ``model.subword_buckets`` says what they read).
         lambda_mismatch: weight of the real-image-with-wrong-instruction term among the
             discriminator's fake terms (1: as much as generated images; 0: a plain cGAN that
             also reads the text).
