@@ -46,6 +46,12 @@ EXPERIMENTS = {
     "aa_l30": ["--lambda-l1", "30", "--d-shift", "32", "--d-antialias"],
     "aa_head_l30": ["--lambda-l1", "30", "--d-shift", "32", "--d-antialias", "--pixel-head",
                     "16"],
+    # Round 3: BlurPool (the blur after the activation, so D still sees the finest detail).
+    "bp": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool"],
+    "bp_head": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--pixel-head", "16"],
+    "bp_head3": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--pixel-head", "16",
+                 "--pixel-kernel", "3"],
+    "l1_head3": ["--objective", "L1", "--pixel-head", "16", "--pixel-kernel", "3"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
 }

@@ -93,6 +93,9 @@ class TrainConfig:
     pixel_head: int = option(0, "U-Net: width of a per-pixel head at full resolution that also "
                              "sees the input (0: paper); keeps detail in per-pixel edits",
                              "networks")
+    pixel_kernel: int = option(1, "U-Net: kernel of the --pixel-head's hidden convolutions, 1 "
+                               "or 3 (a 3x3 neighbourhood at full resolution: texture from the "
+                               "input's own fine detail)", "networks")
     skips: bool = option(True, "U-Net skip connections (off: Table 2's encoder-decoder)",
                          "networks")
     norm: str = option("batch", "normalisation in both networks", "networks", NORMS)
@@ -107,6 +110,10 @@ class TrainConfig:
     d_antialias: bool = option(False, "blur before every strided convolution of the "
                                "discriminator (Zhang 2019; off: paper), against the lattice its "
                                "8-pixel output grid prints", "networks")
+    d_blurpool: bool = option(False, "the discriminator's strided convolutions at stride 1, "
+                              "then after each activation a blur and 2x subsampling (Zhang "
+                              "2019's BlurPool; off: paper): alias-free like --d-antialias, and "
+                              "its first layer still sees the finest detail", "networks")
     d_spectral_norm: bool = option(False, "spectral normalisation of every discriminator "
                                    "convolution (Miyato 2018; off: paper): a slower-winning D",
                                    "networks")
@@ -231,10 +238,11 @@ class TrainConfig:
     # ---------------------------------------------------------------------- network options
     #: config field -> builder option, for each network kind
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
-                        "up_init": "up_init", "pixel_head": "pixel_head", "skips": "skips",
+                        "up_init": "up_init", "pixel_head": "pixel_head",
+                        "pixel_kernel": "pixel_kernel", "skips": "skips",
                         "norm": "norm", "dropout": "dropout", "inference_mode": "inference_mode"}
     DISCRIMINATOR_FIELDS = {"ndf": "ndf", "n_layers_d": "n_layers", "num_scales_d": "num_scales",
-                            "norm": "norm", "d_antialias": "antialias",
+                            "norm": "norm", "d_antialias": "antialias", "d_blurpool": "blurpool",
                             "d_spectral_norm": "spectral_norm"}
 
     def _network_options(self, table, name, fields):

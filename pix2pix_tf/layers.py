@@ -335,7 +335,17 @@ class Blur2D(keras.layers.Layer):
     frequency above a quarter of the sampling rate onto its output lattice, so a discriminator
     built from them is most sensitive to patterns at that lattice (Schwarz et al., NeurIPS 2021)
     and its gradient paints them into the generator's outputs.
+
+    ``strides=2`` keeps every second row and column of the blurred image: Zhang's BlurPool,
+    which placed after a stride-1 convolution and its activation replaces a stride-2
+    convolution without hiding the finest detail from it.
     """
+
+    def __init__(self, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        if strides not in (1, 2):
+            raise ValueError(f"Blur2D strides must be 1 or 2, got {strides}.")
+        self.strides = strides
 
     def call(self, inputs):
         channels = inputs.shape[-1]
@@ -344,7 +354,13 @@ class Blur2D(keras.layers.Layer):
         kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype("float32")
         padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
         kernel = ops.cast(ops.convert_to_tensor(kernel), inputs.dtype)
-        return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
+        return ops.depthwise_conv(padded, kernel, strides=self.strides, padding="valid")
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        if self.strides == 1:
+            return input_shape
+        half = [None if d is None else (d + 1) // 2 for d in input_shape[1:3]]
+        return (input_shape[0], *half, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides}

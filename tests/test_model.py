@@ -8,9 +8,9 @@ from conftest import dataset
 from helpers import max_weight_diff, tiny_model
 
 from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer, losses
+from pix2pix_tf.callbacks import ValidationSWD
 from pix2pix_tf.distribute import strategy
 from pix2pix_tf.layers import BatchNorm
-from pix2pix_tf.callbacks import ValidationSWD
 from pix2pix_tf.metrics import swd_scores, texture_scores
 
 

@@ -52,14 +52,22 @@ def _inputs(input_channels, target_channels, conditional):
 
 
 def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE,
-                  antialias=False, spectral_norm=False):
+                  antialias=False, spectral_norm=False, blurpool=False):
     """The PatchGAN's layers applied to ``x``. Returns the activations after each block
     (the features of pix2pixHD's feature-matching loss), the last being the logits.
     ``antialias``: a :class:`~pix2pix_tf.layers.Blur2D` before every stride-2 convolution;
+    ``blurpool``: every stride-2 convolution at stride 1, then after its activation a strided
+    :class:`~pix2pix_tf.layers.Blur2D` (BlurPool);
     ``spectral_norm``: every convolution spectrally normalised (see
     :func:`patchgan_discriminator`)."""
+    if antialias and blurpool:
+        raise ValueError("antialias (a blur before each strided convolution) and blurpool (the "
+                         "same convolutions at stride 1, then a blur that subsamples) are two "
+                         "ways to the same end; give one or the other.")
 
     def block(x, filters, kernel, stride, index, with_norm, bias):
+        if blurpool:
+            stride = 1  # the subsampling happens after the activation (pool below)
         if antialias and stride > 1:
             x = Blur2D(name=f"{prefix}conv{index}_blur")(x)
         if kernel > 1 and stride == 1:
@@ -78,8 +86,11 @@ def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE
         layer = normalization(norm, seeds, name=f"{prefix}conv{index}_norm") if with_norm else None
         return layer(x) if layer is not None else x
 
-    def lrelu(x, index):
-        return keras.layers.LeakyReLU(0.2, name=f"{prefix}conv{index}_lrelu")(x)
+    def lrelu(x, index, stride=1):
+        x = keras.layers.LeakyReLU(0.2, name=f"{prefix}conv{index}_lrelu")(x)
+        if blurpool and stride > 1:
+            x = Blur2D(strides=2, name=f"{prefix}conv{index}_blurpool")(x)
+        return x
 
     use_bias = norm != "batch"
     features = []
@@ -88,11 +99,11 @@ def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE
         features.append(lrelu(block(features[-1], ndf * 2, 1, 1, 2, True, use_bias), 2))
         logits = block(features[-1], 1, 1, 1, 3, False, use_bias)
     else:
-        features.append(lrelu(block(x, ndf, 4, 2, 1, False, True), 1))  # (b, H/2, W/2, ndf)
+        features.append(lrelu(block(x, ndf, 4, 2, 1, False, True), 1, 2))  # (b, H/2, W/2, ndf)
         for n in range(1, n_layers + 1):
             stride = 2 if n < n_layers else 1
             x = block(features[-1], ndf * min(2**n, 8), 4, stride, n + 1, True, use_bias)
-            features.append(lrelu(x, n + 1))
+            features.append(lrelu(x, n + 1, stride))
         logits = block(features[-1], 1 + conditioning.extra_logit_channels(ndf), 4, 1,
                        n_layers + 2, False, True)
         logits = conditioning.logits(logits)  # channel 0 is the plain logit
@@ -111,6 +122,7 @@ def patchgan_discriminator(
     conditioning=None,
     antialias=False,
     spectral_norm=False,
+    blurpool=False,
     seed=None,
     name=None,
 ):
@@ -128,6 +140,12 @@ def patchgan_discriminator(
         antialias: blur (:class:`~pix2pix_tf.layers.Blur2D`) before every stride-2
             convolution (Zhang, 2019); off in the paper. A deviation against the lattice a
             70x70 PatchGAN's 8-pixel output grid prints into the generator's outputs.
+            The blur comes before the first convolution too, so D no longer sees detail
+            finer than about 4 pixels, which is the detail the GAN term exists to add.
+        blurpool: Zhang's BlurPool instead: every stride-2 convolution runs at stride 1,
+            and after its activation a blur keeps every second pixel. As alias-free, and the
+            first layer still sees the finest detail (the nonlinearity carries it into
+            coarser features before the blur); 4x the convolutions' work. Off in the paper.
         spectral_norm: wrap every convolution in ``keras.layers.SpectralNormalization``
             (Miyato et al., 2018; SPADE's discriminator); off in the paper. It bounds D's
             Lipschitz constant, so D cannot win as fast as the paper's D does in short runs.
@@ -153,7 +171,7 @@ def patchgan_discriminator(
                          "onto; use n_layers >= 1 or a conditioning without projection.")
     logits = patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds,
                            conditioning=conditioning, antialias=antialias,
-                           spectral_norm=spectral_norm)[-1]
+                           spectral_norm=spectral_norm, blurpool=blurpool)[-1]
     if name is None:
         kind = "pixelgan" if n_layers == 0 else f"patchgan_{receptive_field_for(n_layers)}"
         kind = f"{conditioning.name_prefix}{kind}"
@@ -172,6 +190,7 @@ def multiscale_discriminator(
     conditional=True,
     antialias=False,
     spectral_norm=False,
+    blurpool=False,
     seed=None,
     name=None,
 ):
@@ -185,7 +204,8 @@ def multiscale_discriminator(
     each entry is the list of that PatchGAN's block activations followed by its logits. The
     activations feed the discriminator feature-matching loss
     (``Pix2Pix(lambda_feat=...)``, off by default); the GAN loss uses the logits of every scale.
-    ``antialias`` and ``spectral_norm`` as in :func:`patchgan_discriminator`, at every scale.
+    ``antialias``, ``blurpool`` and ``spectral_norm`` as in :func:`patchgan_discriminator`, at
+    every scale.
     """
     if num_scales < 1:
         raise ValueError(f"num_scales must be >= 1, got {num_scales}.")
@@ -200,7 +220,7 @@ def multiscale_discriminator(
                                               name=f"downsample{s}")(x)
         scales.append(patchgan_body(x, ndf=ndf, n_layers=n_layers, norm=norm, seeds=seeds,
                                     prefix=f"scale{s}_", antialias=antialias,
-                                    spectral_norm=spectral_norm))
+                                    spectral_norm=spectral_norm, blurpool=blurpool))
     return keras.Model(inputs, scales, name=name or f"multiscale_{num_scales}x"
                        f"{'pixelgan' if n_layers == 0 else receptive_field_for(n_layers)}")
 
@@ -228,7 +248,8 @@ def receptive_field(discriminator):
     whatever network is passed, not of the arguments it was built with.
     """
     layers = [getattr(layer, "layer", layer) for layer in walk_layers(discriminator)]
-    convs = [(3, 1) if isinstance(layer, Blur2D) else (layer.kernel_size[0], layer.strides[0])
+    convs = [(3, layer.strides) if isinstance(layer, Blur2D)
+             else (layer.kernel_size[0], layer.strides[0])
              for layer in layers if isinstance(layer, (keras.layers.Conv2D, Blur2D))]
     if not convs:
         raise ValueError(f"{discriminator.name} has no Conv2D layers; is it a discriminator?")

@@ -70,6 +70,7 @@ def unet_generator(
     upsampling="transpose",
     up_init="normal",
     pixel_head=0,
+    pixel_kernel=1,
     image_size=None,
     inference_mode="paper",
     conditioning=None,
@@ -110,6 +111,11 @@ def unet_generator(
             interpolated: fine detail blurs even where the output is an exact per-pixel
             function of the input (the instruction editor's colour edits). The head gives
             those an exact path.
+        pixel_kernel: the size of the head's two hidden convolutions: 1 (per-pixel, as
+            above) or 3, a 3x3 neighbourhood at full resolution, so that the head can also
+            make texture (detail finer than 4 pixels) out of the input's own fine detail; the
+            U-Net alone can put energy there only in its up-convolutions' 2-pixel phases,
+            which is a lattice.
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -138,6 +144,10 @@ def unet_generator(
     check_inference_mode(inference_mode)
     if pixel_head < 0:
         raise ValueError(f"pixel_head must be >= 0, got {pixel_head}.")
+    if pixel_kernel not in (1, 3):
+        raise ValueError(f"pixel_kernel must be 1 or 3, got {pixel_kernel}.")
+    if pixel_kernel != 1 and not pixel_head:
+        raise ValueError("pixel_kernel applies to the pixel head; give pixel_head > 0 too.")
     if up_init not in UP_INITS:
         raise ValueError(f"Unknown up_init {up_init!r}; choose one of {', '.join(UP_INITS)}.")
     if up_init != "normal" and upsampling != "transpose":
@@ -216,7 +226,8 @@ def unet_generator(
         x = up(x, pixel_head, "output_conv", bias=True)  # (b, H, W, pixel_head)
         x = keras.layers.Concatenate(name="pixel_skip")([image, x])
         for k in (1, 2):
-            x = keras.layers.Conv2D(pixel_head, 1, kernel_initializer=keras.initializers.HeNormal(
+            x = keras.layers.Conv2D(pixel_head, pixel_kernel, padding="same",
+                                    kernel_initializer=keras.initializers.HeNormal(
                 seed=seeds.next()), name=f"pixel{k}_conv")(x)
             x = condition(x, f"pixel{k}")
             x = keras.layers.ReLU(name=f"pixel{k}_relu")(x)
