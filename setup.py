@@ -14,6 +14,12 @@ setup(
                   "pix2pix_tf.tasks.instruct": ["english_words.txt"],
                   "pix2pix_tf.exporters": ["page/*.html", "page/*.js", "page/*.css"]},
     python_requires=">=3.10",
+    # pix2pix-tf COMMAND ... (the list: pix2pix-tf --help), and a script per command
+    entry_points={"console_scripts": [
+        "pix2pix-tf = pix2pix_tf.__main__:main",
+        *(f"pix2pix-{name} = pix2pix_tf.cli.{name}:main"
+          for name in ("train", "predict", "evaluate", "edit", "export", "serve")),
+    ]},
     install_requires=[
         # tensorflow-cpu is enough (and half the download); GPU users install `tensorflow`.
         "tensorflow-cpu>=2.16; platform_machine=='x86_64' and sys_platform=='linux'",

@@ -6,7 +6,6 @@ import importlib
 import importlib.util
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,21 +42,6 @@ def test_pages_and_sources_are_found():
     assert len(SOURCES) > 50
 
 
-def _import_keeping_parent(module_name):
-    """Import a module without letting it replace a same-named attribute of its package:
-    ``pix2pix_tf.train`` is both a function (the package's) and a module (``python -m``)."""
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    parent_name, _, last = module_name.rpartition(".")
-    parent = sys.modules[parent_name]
-    missing = object()
-    before = parent.__dict__.get(last, missing)
-    module = importlib.import_module(module_name)
-    if before is not missing:
-        setattr(parent, last, before)
-    return module
-
-
 def resolves(name):
     """A module, or an attribute chain from the longest module prefix."""
     import pix2pix_tf  # noqa: F401
@@ -66,14 +50,14 @@ def resolves(name):
     prefix, spec, used = parts[0], importlib.util.find_spec(parts[0]), 1
     # descend only through packages, so that finding a spec never executes a module
     while used < len(parts) and spec.submodule_search_locations is not None:
-        _import_keeping_parent(prefix)
+        importlib.import_module(prefix)
         sub = importlib.util.find_spec(f"{prefix}.{parts[used]}")
         if sub is None:
             break
         prefix, spec, used = f"{prefix}.{parts[used]}", sub, used + 1
     if used == len(parts):
         return True
-    obj = _import_keeping_parent(prefix)
+    obj = importlib.import_module(prefix)
     for part in parts[used:]:
         if not hasattr(obj, part):
             return False
