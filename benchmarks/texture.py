@@ -52,6 +52,9 @@ EXPERIMENTS = {
     "bp_head3": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--pixel-head", "16",
                  "--pixel-kernel", "3"],
     "l1_head3": ["--objective", "L1", "--pixel-head", "16", "--pixel-kernel", "3"],
+    # Round 4: the L1 term at half resolution, so the finest octave is the GAN's alone.
+    "bp_lowpass": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--l1-lowpass"],
+    "lowpass": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
 }

@@ -138,6 +138,10 @@ class TrainConfig:
                            "regularisation, StyleGAN2)", "objective")
     lambda_ffl: float = option(0.0, "focal frequency loss weight (Jiang 2021; 0: paper)",
                                "objective")
+    l1_lowpass: bool = option(False, "the L1 term compares blurred, 2x subsampled images "
+                              "(off: paper, pixel by pixel): detail finer than 4 px is left to "
+                              "the adversarial term, which L1 would otherwise outweigh",
+                              "objective")
     g_ema: float = option(0.0, "decay of an exponential moving average of G's weights, used "
                           "for validation, evaluation and export (0: paper; e.g. 0.999)",
                           "objective")

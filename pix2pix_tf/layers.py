@@ -325,6 +325,18 @@ class ReflectionPad2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+def blur(images, strides=1):
+    """:class:`Blur2D`'s filter as a function: the ``[1, 2, 1]``-squared binomial blur per
+    channel, reflect-padded, keeping every ``strides``-th row and column."""
+    channels = images.shape[-1]
+    taps = np.array([1.0, 2.0, 1.0])
+    kernel = np.outer(taps, taps) / 16.0
+    kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype("float32")
+    padded = ops.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+    kernel = ops.cast(ops.convert_to_tensor(kernel), images.dtype)
+    return ops.depthwise_conv(padded, kernel, strides=strides, padding="valid")
+
+
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
 class Blur2D(keras.layers.Layer):
     """A fixed 3x3 binomial low-pass filter (``[1, 2, 1]`` outer ``[1, 2, 1]`` / 16) per channel,
@@ -348,13 +360,7 @@ class Blur2D(keras.layers.Layer):
         self.strides = strides
 
     def call(self, inputs):
-        channels = inputs.shape[-1]
-        taps = np.array([1.0, 2.0, 1.0])
-        kernel = np.outer(taps, taps) / 16.0
-        kernel = np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype("float32")
-        padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
-        kernel = ops.cast(ops.convert_to_tensor(kernel), inputs.dtype)
-        return ops.depthwise_conv(padded, kernel, strides=self.strides, padding="valid")
+        return blur(inputs, self.strides)
 
     def compute_output_shape(self, input_shape):
         if self.strides == 1:

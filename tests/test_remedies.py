@@ -12,7 +12,7 @@ from helpers import max_weight_diff, tiny_model
 
 from pix2pix_tf import losses, patchgan_discriminator, unet_generator
 from pix2pix_tf.config import TrainConfig, preset
-from pix2pix_tf.layers import Blur2D
+from pix2pix_tf.layers import Blur2D, blur
 from pix2pix_tf.model import Pix2Pix, cutout_mask
 from pix2pix_tf.networks import as_generator
 from pix2pix_tf.networks.patchgan import receptive_field
@@ -22,7 +22,7 @@ from pix2pix_tf.tasks.base import OBJECTIVE_OPTIONS
 #: alternative, so it is checked on its own.
 REMEDIES = {"d_blurpool": True, "pixel_head": 8, "pixel_kernel": 3, "d_spectral_norm": True,
             "d_cutout": 0.5, "r1_gamma": 1.0, "lambda_ffl": 1.0, "g_ema": 0.999, "lr_d": 4e-4,
-            "d_shift": 32, "lambda_feat": 10.0}
+            "d_shift": 32, "lambda_feat": 10.0, "l1_lowpass": True}
 OPTIONS = {**REMEDIES, "d_antialias": True}
 
 
@@ -194,6 +194,26 @@ def test_focal_frequency_term_joins_the_generator_loss(pairs):
     a = plain._generator_loss(logits, y, fake, None)["total"]
     b = focal._generator_loss(logits, y, fake, None)["total"]
     np.testing.assert_allclose(b - a, 3.0 * losses.focal_frequency_loss(y, fake), rtol=1e-5)
+
+
+def test_low_pass_l1_compares_blurred_half_resolution_images(pairs):
+    """--l1-lowpass: the L1 term (logged g_l1) is |blur(y) - blur(G(x))| at half resolution,
+    so a Nyquist checkerboard (detail finer than the blur passes) costs it nothing, while a
+    full-resolution L1 pays for every pixel of it."""
+    x, y = (tf.constant(a[:2]) for a in pairs)
+    plain, low = tiny_model(), tiny_model(l1_lowpass=True)
+    fake = plain.generator(x, training=False)
+    logits = plain.discriminate(x, fake)[0]
+    expected = np.abs(blur(y, 2).numpy() - blur(fake, 2).numpy()).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(low._generator_loss(logits, y, fake, None)["l1"], expected,
+                               rtol=1e-5)
+    size = y.shape[1]
+    checker = tf.constant((np.indices((size, size)).sum(0) % 2 * 0.2 - 0.1)[None, :, :, None],
+                          tf.float32)
+    cost = {name: float(tf.reduce_mean(model._generator_loss(logits, y, y + checker, None)["l1"]))
+            for name, model in (("plain", plain), ("low", low))}
+    assert cost["plain"] == pytest.approx(0.1, rel=1e-4) and cost["low"] < 1e-6
+    assert Pix2Pix.from_config(low.get_config()).l1_lowpass  # saved with the model
 
 
 def test_ema_averages_g_and_is_what_inference_and_export_use(pairs, tmp_path):

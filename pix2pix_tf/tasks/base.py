@@ -199,7 +199,7 @@ class Task:
 
 #: The config's objective options that the model takes under the same name.
 OBJECTIVE_OPTIONS = ("lambda_feat", "d_shift", "d_cutout", "r1_gamma", "r1_every", "lambda_ffl",
-                     "g_ema")
+                     "l1_lowpass", "g_ema")
 
 
 def objective_options(config):
