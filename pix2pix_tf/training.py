@@ -30,6 +30,7 @@ import contextlib
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -241,6 +242,35 @@ def choose_average(model, test_ds):
     return scores
 
 
+class _Resume(NamedTuple):
+    """Where a run starts: its epoch and the step inside it, the checkpoint it loads (None: a
+    new run) and, when that is a checkpoint inside the epoch, the state saved with it."""
+    epoch: int
+    step: int
+    path: Path | None
+    partial_state: dict | None
+
+
+class _Pipelines(NamedTuple):
+    """The pairs and the datasets made of them, with the pipeline options they share."""
+    train_pairs: object
+    test_pairs: object
+    options: dict
+    epoch: tf.Variable  # the training pipeline's epoch, for its shuffle and augmentation
+    train: tf.data.Dataset
+    test: tf.data.Dataset | None
+
+
+class _Callbacks(NamedTuple):
+    """The callbacks of fit, with the ones the trainer asks about after."""
+    every: list  # all but ctrl_c, in the order they run
+    guard: NaNGuard
+    samples: SampleGrid | None
+    epoch_checkpoint: EpochCheckpoint
+    step_checkpoint: StepCheckpoint
+    ctrl_c: StopOnCtrlC
+
+
 def _train(run_dir, config, verbose, train_data, test_data):
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
@@ -249,103 +279,140 @@ def _train(run_dir, config, verbose, train_data, test_data):
                             "train")
     test_pairs = validation_source(config, test_data)
     steps_per_epoch = -(-len(train_pairs) // config.batch_size)
-
-    found = checkpoints(run_dir / "checkpoints")
-    initial_epoch, path = found[-1] if found else (0, None)
-    start_step, partial_state = 0, None
-    partial = read_partial(run_dir / "checkpoints")
-    if partial is not None and partial[0]["epoch"] == initial_epoch:
-        partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
-        start_step = partial_state["step"]
-    resuming = path is not None
-    if resuming:
-        with strategy(config.strategy).scope():  # layers keep the precision they were built in
-            model = keras.models.load_model(path)
-        truncate_history(run_dir / "history.csv", initial_epoch)
-        where = f", step {start_step} of {steps_per_epoch}" if start_step else ""
-        print(f"Resuming {run_dir} from {path.name} (epoch {initial_epoch} of "
-              f"{config.total_epochs}{where}).")
-    else:
-        with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
-            model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
-                                train_pairs)
-
-    # The generator states the size multiple the pipeline must honour.
-    options = dict(pipeline_options(config), multiple=model.generator.size_multiple)
-    epoch_counter = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds = without_autotune(pair_pipeline(train_pairs, augment=True, shuffle=True,
-                                              epoch=epoch_counter, **options))
-    test_ds = None if test_pairs is None else without_autotune(
-        pair_pipeline(test_pairs, augment=False, shuffle=False, **options))
-    if not resuming:  # only now: a run that failed to start leaves nothing to resume
+    resume = _resume_point(run_dir)
+    model = _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch)
+    data = _pipelines(config, model, train_pairs, test_pairs, resume.epoch)
+    if resume.path is None:  # only now: a run that failed to start leaves nothing to resume
         config.save(run_dir / "config.json")
         (run_dir / "history.csv").unlink(missing_ok=True)
         (run_dir / "steps.csv").unlink(missing_ok=True)
 
+    callbacks = _callbacks(run_dir, config, resume, steps_per_epoch, data)
+    start = time.perf_counter()
+    _fit(model, config, verbose, steps_per_epoch, data, callbacks, resume)
+    seconds = time.perf_counter() - start
+    _raise_if_diverged(run_dir, callbacks.guard)
+    return _outputs(run_dir, config, model, data.test, callbacks.samples, seconds)
+
+
+def _resume_point(run_dir):
+    """The :class:`_Resume` of ``run_dir``: its newest checkpoint, if any."""
+    found = checkpoints(run_dir / "checkpoints")
+    epoch, path = found[-1] if found else (0, None)
+    partial = read_partial(run_dir / "checkpoints")
+    if partial is not None and partial[0]["epoch"] == epoch:
+        partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
+        return _Resume(epoch, partial_state["step"], path, partial_state)
+    return _Resume(epoch, 0, path, None)
+
+
+def _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch):
+    """The model ``resume`` loads (the history trimmed to its epoch), else a new one."""
+    if resume.path is None:
+        with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
+            return build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
+                               train_pairs)
+    with strategy(config.strategy).scope():  # layers keep the precision they were built in
+        model = keras.models.load_model(resume.path)
+    truncate_history(run_dir / "history.csv", resume.epoch)
+    where = f", step {resume.step} of {steps_per_epoch}" if resume.step else ""
+    print(f"Resuming {run_dir} from {resume.path.name} (epoch {resume.epoch} of "
+          f"{config.total_epochs}{where}).")
+    return model
+
+
+def _pipelines(config, model, train_pairs, test_pairs, first_epoch):
+    """The training and validation datasets, the training one from ``first_epoch``."""
+    # The generator states the size multiple the pipeline must honour.
+    options = dict(pipeline_options(config), multiple=model.generator.size_multiple)
+    epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False, name="data_epoch")
+    train_ds = without_autotune(pair_pipeline(train_pairs, augment=True, shuffle=True,
+                                              epoch=epoch, **options))
+    test_ds = None if test_pairs is None else without_autotune(
+        pair_pipeline(test_pairs, augment=False, shuffle=False, **options))
+    return _Pipelines(train_pairs, test_pairs, options, epoch, train_ds, test_ds)
+
+
+def _callbacks(run_dir, config, resume, steps_per_epoch, data):
+    """The run's callbacks: logs, samples, checkpoints, and the Ctrl-C stop."""
     guard = NaNGuard()
-    step_log = StepLog(run_dir / "steps.csv", initial_epoch * steps_per_epoch + start_step,
+    step_log = StepLog(run_dir / "steps.csv", resume.epoch * steps_per_epoch + resume.step,
                        log_dir=run_dir / "logs" / "steps")
-    callbacks = [ValidationSWD(), guard, step_log,
-                 keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
-                                             profile_batch=0)]
+    every = [ValidationSWD(), guard, step_log,
+             keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
+                                         profile_batch=0)]
     samples = None
     if config.samples > 0:
         # Fixed examples: the test split, else un-augmented training pairs.
-        sample_source = test_ds if test_ds is not None else pair_pipeline(
-            train_pairs, augment=False, shuffle=False, **options)
+        sample_source = data.test if data.test is not None else pair_pipeline(
+            data.train_pairs, augment=False, shuffle=False, **data.options)
         inputs, targets = first_examples(sample_source, config.samples)
         samples = SampleGrid(inputs, targets, run_dir / "samples", every=config.sample_every,
                              log_dir=run_dir / "logs" / "samples",
                              row_labels=config.task_object.sample_labels(inputs))
-        callbacks.append(samples)
+        every.append(samples)
     # Last: the checkpoint must capture everything the epoch did, sample drawing included (in
     # the paper's inference mode it advances the dropout RNG), or a resumed run would diverge.
     epoch_checkpoint = EpochCheckpoint(run_dir, keep=config.keep_checkpoints, guard=guard)
     every_steps, every_minutes = checkpoint_interval(config.checkpoint_every)
     step_checkpoint = StepCheckpoint(run_dir, every_steps, every_minutes, steps_per_epoch,
                                      epoch_checkpoint, guard, step_log)
-    callbacks += [step_checkpoint, epoch_checkpoint]
+    every += [step_checkpoint, epoch_checkpoint]
     ctrl_c = StopOnCtrlC()  # called last: a Ctrl-C'd epoch end still saves its checkpoint first
-    start = time.perf_counter()
+    return _Callbacks(every, guard, samples, epoch_checkpoint, step_checkpoint, ctrl_c)
+
+
+def _fit(model, config, verbose, steps_per_epoch, data, callbacks, resume):
+    """Trains to ``config.total_epochs``: first the rest of an interrupted epoch, if any."""
 
     def fit(dataset, epochs, first, extra=()):
-        every = [*callbacks, *extra, ctrl_c]
+        every = [*callbacks.every, *extra, callbacks.ctrl_c]
         try:
-            with ctrl_c:
+            with callbacks.ctrl_c:
                 if config.strategy == "multiworker":  # Keras' fit does not run there (README)
                     fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
-                                    initial_epoch=first, validation_data=test_ds,
+                                    initial_epoch=first, validation_data=data.test,
                                     callbacks=every, verbose=verbose,
                                     steps_per_epoch=steps_per_epoch)
                 else:
                     model.fit(dataset, epochs=epochs, initial_epoch=first,
-                              validation_data=test_ds, callbacks=every, verbose=verbose,
+                              validation_data=data.test, callbacks=every, verbose=verbose,
                               shuffle=False)  # the dataset shuffles itself, seeded
         except tf.errors.InvalidArgumentError as error:
-            raise _named_data_error(error, train_pairs, test_pairs) from error
+            raise _named_data_error(error, data.train_pairs, data.test_pairs) from error
 
-    if start_step:  # finish the interrupted epoch from its next step, then go on as usual
+    initial_epoch = resume.epoch
+    if resume.step:  # finish the interrupted epoch from its next step, then go on as usual
         rest = without_autotune(pair_pipeline(
-            train_pairs, augment=True, shuffle=True, skip_batches=start_step,
-            epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False), **options))
+            data.train_pairs, augment=True, shuffle=True, skip_batches=resume.step,
+            epoch=tf.Variable(initial_epoch, dtype=tf.int64, trainable=False), **data.options))
         fit(rest, initial_epoch + 1, initial_epoch,
-            [RestoreEpochState(partial_state, epoch_checkpoint, step_checkpoint)])
+            [RestoreEpochState(resume.partial_state, callbacks.epoch_checkpoint,
+                               callbacks.step_checkpoint)])
         initial_epoch += 1
-        epoch_counter.assign(initial_epoch)
-    if initial_epoch < config.total_epochs and guard.bad is None:
-        fit(train_ds, config.total_epochs, initial_epoch)
-    seconds = time.perf_counter() - start
-    if guard.bad is not None:
-        epoch, batch, key, value = guard.bad
-        good = checkpoints(run_dir / "checkpoints")
-        raise TrainingDiverged(
-            f"{key} became {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
-            + (f"The last good checkpoint is {good[-1][1]}. " if good else "No epoch finished, "
-               "so there is no checkpoint. ")
-            + "Try a lower --lr, --gan-mode lsgan, or check the data for constant or corrupt "
-            "images."
-        )
+        data.epoch.assign(initial_epoch)
+    if initial_epoch < config.total_epochs and callbacks.guard.bad is None:
+        fit(data.train, config.total_epochs, initial_epoch)
 
+
+def _raise_if_diverged(run_dir, guard):
+    """:class:`TrainingDiverged` if ``guard`` saw a NaN or infinite loss."""
+    if guard.bad is None:
+        return
+    epoch, batch, key, value = guard.bad
+    good = checkpoints(run_dir / "checkpoints")
+    raise TrainingDiverged(
+        f"{key} became {value} at epoch {epoch + 1}, batch {batch + 1}; training stopped. "
+        + (f"The last good checkpoint is {good[-1][1]}. " if good else "No epoch finished, "
+           "so there is no checkpoint. ")
+        + "Try a lower --lr, --gan-mode lsgan, or check the data for constant or corrupt "
+        "images."
+    )
+
+
+def _outputs(run_dir, config, model, test_ds, samples, seconds):
+    """Chooses the generator average, saves the final model, draws the final samples and the
+    loss curves; returns the results and paths :func:`train` returns."""
     choose_average(model, test_ds)
     save_atomically(model, run_dir / "model.keras")
     outputs = {"model": run_dir / "model.keras", "run_dir": run_dir,
