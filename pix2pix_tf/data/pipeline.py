@@ -154,16 +154,7 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
     out the first batches of each epoch, keeping every later example's order and jitter: it
     resumes an epoch where a mid-epoch checkpoint stopped (use such a dataset for that epoch
     only)."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if preprocess == "resize_and_crop" and load_size < crop_size:
-        raise ValueError(f"load_size ({load_size}) must be >= crop_size ({crop_size}).")
-    if preprocess in ("resize_and_crop", "crop") and crop_size % multiple:
-        raise ValueError(f"crop_size {crop_size} is not divisible by {multiple}, the "
-                         "generator's size multiple: choose a multiple of it, or a generator "
-                         "with a smaller one (e.g. --generator unet --num-downs N).")
+    _check_options(direction, batch_size, load_size, crop_size, preprocess, multiple)
     if epoch is None:
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     count = len(pairs)
@@ -173,12 +164,7 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
         want_a, want_b = want_b, want_a
     channels_a, channels_b = want_a or pairs.a_channels, want_b or pairs.b_channels
 
-    if batch_size > 1 and preprocess in ("scale_width", "none") and pairs.sizes:
-        shapes = {_output_size(s, preprocess, load_size, multiple) for s in pairs.sizes}
-        if len(shapes) > 1:
-            raise DataError(f"With preprocess={preprocess!r} the images keep different sizes "
-                            f"({sorted(shapes)[:4]}...), which cannot be batched together. Use "
-                            "batch_size=1 or preprocess='resize_and_crop'.")
+    _check_batchable(pairs, batch_size, preprocess, load_size, multiple)
 
     def element(key, record):
         a, b = to_channels(record["a"], channels_a), to_channels(record["b"], channels_b)
@@ -213,6 +199,30 @@ def pair_pipeline(pairs, *, direction="AtoB", batch_size=1, load_size=286, crop_
         raise ValueError(f"skip_batches must be in [0, {batches}), got {skip_batches}.")
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches - skip_batches))
     return dataset.prefetch(AUTOTUNE)
+
+
+def _check_options(direction, batch_size, load_size, crop_size, preprocess, multiple):
+    """ValueError for options :func:`pair_pipeline` cannot honour."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if preprocess == "resize_and_crop" and load_size < crop_size:
+        raise ValueError(f"load_size ({load_size}) must be >= crop_size ({crop_size}).")
+    if preprocess in ("resize_and_crop", "crop") and crop_size % multiple:
+        raise ValueError(f"crop_size {crop_size} is not divisible by {multiple}, the "
+                         "generator's size multiple: choose a multiple of it, or a generator "
+                         "with a smaller one (e.g. --generator unet --num-downs N).")
+
+
+def _check_batchable(pairs, batch_size, preprocess, load_size, multiple):
+    """DataError where images that keep their own sizes would be batched together."""
+    if batch_size > 1 and preprocess in ("scale_width", "none") and pairs.sizes:
+        shapes = {_output_size(s, preprocess, load_size, multiple) for s in pairs.sizes}
+        if len(shapes) > 1:
+            raise DataError(f"With preprocess={preprocess!r} the images keep different sizes "
+                            f"({sorted(shapes)[:4]}...), which cannot be batched together. Use "
+                            "batch_size=1 or preprocess='resize_and_crop'.")
 
 
 def _output_size(size, preprocess, load_size, multiple):
