@@ -188,14 +188,30 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
     multiple of the generator's size multiple): ``--data edits:skimage --photo-size 256``
     scores scikit-image's everyday photos at 256x256.
     """
-    from pix2pix_tf.tasks.instruct.data import EDITS_DATA, load_images
-    from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
+    from pix2pix_tf.tasks.instruct.data import EDITS_DATA
 
     data = data or EDITS_DATA
     if not (data == EDITS_DATA or data.startswith(EDITS_DATA + ":")):
         raise ValueError("instruction accuracy is measured on the registered edits: give --data "
                          "edits or edits:PHOTOS (a folder of photos, never used in training).")
     model = models["model"]
+    images, crop = _held_out_images(model, data[len(EDITS_DATA) + 1:] or None, split, photo_size)
+    rows = _score_editors(models, images, phrasings, inference_mode)
+    result = rows[0][1]
+    rows += _baselines(model, images, phrasings)
+    k = len(result["edits"])
+    info = (f"{len(images)} held-out {crop}x{crop} images ({data}, split {split}) x {k} "
+            f"edits x {phrasings} phrasings; {result['counted']} examples counted, "
+            f"{result['excluded']} excluded as ties (two edits' targets nearly equal)")
+    _write_scores(rows, output, info)
+    return rows
+
+
+def _held_out_images(model, photos, split, photo_size):
+    """(the images scored, float32 in [0, 1], their side): crops of ``model``'s training size
+    from ``photos`` at its ``edit_size``, or the whole photos at ``photo_size``."""
+    from pix2pix_tf.tasks.instruct.data import load_images
+
     settings = model.training_config or {}
     size, crop = settings.get("edit_size", 128), settings.get("crop_size", 64)
     if photo_size:
@@ -205,8 +221,13 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
                              "generator's size multiple; use e.g. "
                              f"{max(multiple, photo_size // multiple * multiple)}.")
         size = crop = photo_size
-    photos = load_images(data[len(EDITS_DATA) + 1:] or None, size=size, split=split)
-    images = test_crops(photos, crop)
+    return test_crops(load_images(photos, size=size, split=split), crop), crop
+
+
+def _score_editors(models, images, phrasings, inference_mode):
+    """``[(label, result)]`` of every editor of ``models``, in their order."""
+    from pix2pix_tf.tasks.instruct.model import InstructPix2Pix
+
     rows = []
     for name, candidate in models.items():
         if not isinstance(candidate, InstructPix2Pix):
@@ -218,7 +239,11 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
             label += " (no text)"
         print(f"scoring {label} on {len(images)} held-out images")
         rows.append((label, evaluate_instructions(candidate, images, phrasings=phrasings)))
-    result = rows[0][1]
+    return rows
+
+
+def _baselines(model, images, phrasings):
+    """The rows of ``model`` given an empty instruction and of copying the input."""
 
     def empty(batch, texts):
         x = batch * 2.0 - 1.0
@@ -226,15 +251,17 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
                                                               np.int32)}, training=False)
         return (np.asarray(out) + 1.0) / 2.0
 
-    rows.append(("model, empty instruction", evaluate_instructions(
-        None, images, phrasings=phrasings, outputs_fn=empty)))
-    rows.append(("copy the input", evaluate_instructions(None, images, phrasings=phrasings,
-                                                          outputs_fn=copy_input)))
-    k = len(result["edits"])
-    text = instruction_table(rows, k)
-    info = (f"{len(images)} held-out {crop}x{crop} images ({data}, split {split}) x {k} "
-            f"edits x {phrasings} phrasings; {result['counted']} examples counted, "
-            f"{result['excluded']} excluded as ties (two edits' targets nearly equal)")
+    return [("model, empty instruction", evaluate_instructions(
+                None, images, phrasings=phrasings, outputs_fn=empty)),
+            ("copy the input", evaluate_instructions(None, images, phrasings=phrasings,
+                                                     outputs_fn=copy_input))]
+
+
+def _write_scores(rows, output, info):
+    """Writes the confusion matrix, the edit grid and ``metrics.json`` of the first row into
+    ``output``, and prints the tables."""
+    result = rows[0][1]
+    text = instruction_table(rows, len(result["edits"]))
     confusion_figure(result, output / "confusion.png")
     edit_grid(result, output / "samples.png")
     report = {"info": info, "results": {label: {key: r[key] for key in (
@@ -250,4 +277,3 @@ def evaluate_editor(models, output, *, data=None, split="test", phrasings="held_
     print("hardest phrasings: " + ", ".join(f"{p!r} {a:.2f}" for p, a in worst))
     print(f"confusion matrix: {output / 'confusion.png'}, grid: {output / 'samples.png'}, "
           f"numbers: {output / 'metrics.json'}")
-    return rows
