@@ -151,6 +151,29 @@ def unet_from_torch(state_dict, *, inference_mode="paper", name=None):
         PretrainedError: a key is missing, unexpected or has the wrong shape (named).
     """
     tensors = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    input_channels, output_channels, ngf, num_downs = _unet_shape(tensors)
+    generator = unet_generator(
+        int(input_channels), int(output_channels), ngf=int(ngf), num_downs=num_downs,
+        norm="batch", dropout=True, dropout_layout="reference", inference_mode=inference_mode,
+        name=name or f"unet_{2**num_downs}")
+    expected = _expected_tensors(generator, num_downs)
+    missing = [k for k in expected if k not in tensors]
+    extra = [k for k in tensors if k not in expected]
+    if missing or extra:
+        raise PretrainedError(
+            "the state dict does not match the reference U-Net with "
+            f"num_downs={num_downs}, ngf={ngf}: "
+            + "; ".join(filter(None, [
+                f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                if missing else "",
+                f"unexpected {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
+                if extra else ""])))
+    _set_torch_weights(generator, expected, tensors)
+    return generator
+
+
+def _unet_shape(tensors):
+    """(input channels, output channels, ngf, num_downs) of a reference U-Net's tensors."""
     first = tensors.get("model.model.0.weight")
     if first is None or first.ndim != 4:
         raise PretrainedError("not a reference UnetGenerator state dict: no 4-D "
@@ -162,13 +185,13 @@ def unet_from_torch(state_dict, *, inference_mode="paper", name=None):
     output_key = "model.model.3.weight"
     if output_key not in tensors:
         raise PretrainedError(f"missing key {output_key!r} (the output layer).")
-    output_channels = tensors[output_key].shape[1]
-    generator = unet_generator(
-        int(input_channels), int(output_channels), ngf=int(ngf), num_downs=num_downs,
-        norm="batch", dropout=True, dropout_layout="reference", inference_mode=inference_mode,
-        name=name or f"unet_{2**num_downs}")
+    return input_channels, tensors[output_key].shape[1], ngf, num_downs
 
-    expected = {}  # torch key -> (keras layer name, weight index, keras shape -> torch shape)
+
+def _expected_tensors(generator, num_downs):
+    """``{torch key: (keras layer, weight index)}``: where every tensor of the reference
+    U-Net with ``num_downs`` levels goes in ``generator``."""
+    expected = {}
     for level in range(num_downs):
         prefix = block_prefix(level)
         j = num_downs - level  # decoder block number, innermost = 1
@@ -187,18 +210,12 @@ def unet_from_torch(state_dict, *, inference_mode="paper", name=None):
                 slots = ["weight"] + (["bias"] if layer.use_bias else [])
             for slot_index, slot in enumerate(slots):
                 expected[f"{prefix}{index}.{slot}"] = (layer, slot_index)
+    return expected
 
-    missing = [k for k in expected if k not in tensors]
-    extra = [k for k in tensors if k not in expected]
-    if missing or extra:
-        raise PretrainedError(
-            "the state dict does not match the reference U-Net with "
-            f"num_downs={num_downs}, ngf={ngf}: "
-            + "; ".join(filter(None, [
-                f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
-                if missing else "",
-                f"unexpected {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}"
-                if extra else ""])))
+
+def _set_torch_weights(generator, expected, tensors):
+    """Sets ``generator``'s weights to the torch ``tensors``, laid out as Keras' (``expected``:
+    :func:`_expected_tensors`); PretrainedError names a tensor of the wrong shape."""
     values = {}
     for key, (layer, slot_index) in expected.items():
         value = np.asarray(tensors[key], np.float32)
@@ -211,7 +228,6 @@ def unet_from_torch(state_dict, *, inference_mode="paper", name=None):
         values.setdefault(layer.name, [None] * len(layer.weights))[slot_index] = value
     for layer_name, weights in values.items():
         generator.get_layer(layer_name).set_weights(weights)
-    return generator
 
 
 def load_pretrained(name_or_path, *, inference_mode="paper", base_url=None, cache_dir=None):
