@@ -104,14 +104,20 @@ def resnet_generator(
         y = norm_relu(conv(y, ngf * 4, 3, f"{prefix}_conv2"), f"{prefix}_2", relu=False)
         x = keras.layers.Add(name=f"{prefix}_add")([x, y])
     for i in range(2):  # (b, H/2, W/2, 2ngf), then (b, H, W, ngf)
-        filters = ngf * 2 ** (1 - i)
-        x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="valid",
-                                         use_bias=use_bias, kernel_initializer=conv_init(seeds),
-                                         name=f"up{i + 1}_conv")(x)  # (b, 2h + 1, 2w + 1, f)
-        x = keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i + 1}_crop")(x)  # (b, 2h, 2w, f)
-        x = norm_relu(x, f"up{i + 1}")
+        x = norm_relu(_upsample(x, ngf * 2 ** (1 - i), use_bias, seeds, f"up{i + 1}"),
+                      f"up{i + 1}")
     x = ReflectionPad2D(3, name="output_pad")(x)
     x = conv(x, output_channels, 7, "output_conv", bias=True)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
     return Generator(inputs, outputs, name=name or f"resnet_{n_blocks}blocks",
                      size_multiple=SIZE_MULTIPLE)
+
+
+def _upsample(x, filters, use_bias, seeds, prefix):
+    """PyTorch's ``ConvTranspose2d(3, stride=2, padding=1, output_padding=1)``: a 'valid'
+    transposed convolution with its first row and column cropped, (b, h, w, c) -> (b, 2h, 2w,
+    filters)."""
+    x = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="valid",
+                                     use_bias=use_bias, kernel_initializer=conv_init(seeds),
+                                     name=f"{prefix}_conv")(x)  # (b, 2h + 1, 2w + 1, f)
+    return keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"{prefix}_crop")(x)  # (b, 2h, 2w, f)
