@@ -108,22 +108,9 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     editor's ``NAME_vocabulary.txt``) are written too (``Task.write_beside``). The model is left
     in the inference mode it had.
     """
-    if inference_mode not in INFERENCE_MODES:
-        raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
-    names = (["saved_model"] if saved_model else []) + [f"tflite_{k}" for k in tflite or ()] \
-        + (["onnx"] if onnx else []) + (["web"] if web else [])
-    if inference_mode == "paper" and any(not TARGETS[n].stochastic_ok for n in names):
-        raise ExportError("The paper's stochastic inference mode (dropout at test time) can only "
-                          "be exported to the SavedModel: TFLite and ONNX cannot carry its random "
-                          "ops and RNG state. Export those with --inference-mode deterministic.")
+    names = _target_names(saved_model, tflite, onnx, web, inference_mode)
     output_dir = Path(output_dir)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ExportError(f"cannot write to {output_dir}: {error.strerror}") from None
+    _check_writable(output_dir)
     generator = as_generator(model)
     multiple = generator.size_multiple
     if image_size[0] % multiple or image_size[1] % multiple:
@@ -147,16 +134,10 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     targets = None if test_targets is None else np.asarray(test_targets, np.float32)
     if test_images is not None:
         test_images = np.asarray(test_images, np.float32)
-        feeds = {k: v for k, v in (test_conditions or {}).items()
-                 if k in generator.condition_inputs}
-        with mode_of(generator, inference_mode):
-            compiled = tf.function(lambda x, extra: generator(
-                {IMAGE: x, **extra} if extra else x, training=False))
-            reference, keras_ms = timed(lambda x, rows: compiled(x, rows).numpy(), test_images,
-                                        feeds)
-        keras_psnr = None if targets is None else psnr(reference, targets)
-        reports.append(ArtifactReport("keras", "-", 0, 0.0, float("inf"), keras_psnr,
-                                      None if targets is None else 0.0, keras_ms))
+        reference, keras_report = _keras_reference(generator, inference_mode, test_images,
+                                                   test_conditions, targets)
+        keras_psnr = keras_report.psnr_vs_target
+        reports.append(keras_report)
     if verbose:
         print(HEADER)
     for target_name in names:
@@ -164,16 +145,8 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
         path = target.write(model, output_dir, job)
         report = None
         if reference is not None:
-            try:
-                outputs, ms = target.run(path, test_images, test_conditions)
-            except ModuleNotFoundError as error:  # the runtime that verifies it is not installed
-                note = (f"written, not verified: its runtime ({error.name}) is not installed; "
-                        f"pip install {RUNTIMES.get(error.name, error.name)} to verify")
-                print(f"note: {target.label}: {note}")
-                report = ArtifactReport(target.label, str(path), size_of(path), float("nan"),
-                                        float("nan"), notes=[note])
-            else:
-                report = compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
+            report = _verify(target, path, test_images, test_conditions, reference, targets,
+                             keras_psnr)
         if report is None:
             report = ArtifactReport(target.label, str(path), size_of(path), float("nan"),
                                     float("nan"), notes=[unverified])
@@ -181,3 +154,57 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
         if verbose:
             print(report.row())
     return reports
+
+
+def _target_names(saved_model, tflite, onnx, web, inference_mode):
+    """The names in TARGETS of the artifacts asked for; ExportError for an unknown inference
+    mode, or for the paper's where a target cannot carry it."""
+    if inference_mode not in INFERENCE_MODES:
+        raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
+    names = (["saved_model"] if saved_model else []) + [f"tflite_{k}" for k in tflite or ()] \
+        + (["onnx"] if onnx else []) + (["web"] if web else [])
+    if inference_mode == "paper" and any(not TARGETS[n].stochastic_ok for n in names):
+        raise ExportError("The paper's stochastic inference mode (dropout at test time) can only "
+                          "be exported to the SavedModel: TFLite and ONNX cannot carry its random "
+                          "ops and RNG state. Export those with --inference-mode deterministic.")
+    return names
+
+
+def _check_writable(output_dir):
+    """Creates ``output_dir``; ExportError if it cannot be written to."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ExportError(f"cannot write to {output_dir}: {error.strerror}") from None
+
+
+def _keras_reference(generator, inference_mode, test_images, test_conditions, targets):
+    """(Keras' outputs for ``test_images``, the Keras row of the report): what every artifact's
+    outputs are compared with."""
+    feeds = {k: v for k, v in (test_conditions or {}).items()
+             if k in generator.condition_inputs}
+    with mode_of(generator, inference_mode):
+        compiled = tf.function(lambda x, extra: generator(
+            {IMAGE: x, **extra} if extra else x, training=False))
+        reference, keras_ms = timed(lambda x, rows: compiled(x, rows).numpy(), test_images,
+                                    feeds)
+    keras_psnr = None if targets is None else psnr(reference, targets)
+    return reference, ArtifactReport("keras", "-", 0, 0.0, float("inf"), keras_psnr,
+                                     None if targets is None else 0.0, keras_ms)
+
+
+def _verify(target, path, test_images, test_conditions, reference, targets, keras_psnr):
+    """The report of the artifact at ``path``, run in its own runtime on ``test_images`` and
+    compared with Keras' ``reference``; without that runtime, a row that says so."""
+    try:
+        outputs, ms = target.run(path, test_images, test_conditions)
+    except ModuleNotFoundError as error:  # the runtime that verifies it is not installed
+        note = (f"written, not verified: its runtime ({error.name}) is not installed; "
+                f"pip install {RUNTIMES.get(error.name, error.name)} to verify")
+        print(f"note: {target.label}: {note}")
+        return ArtifactReport(target.label, str(path), size_of(path), float("nan"),
+                              float("nan"), notes=[note])
+    return compare(target.label, path, outputs, ms, reference, targets, keras_psnr)
