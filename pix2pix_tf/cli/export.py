@@ -88,10 +88,7 @@ def main(argv=None):
         return fail(f"{model_path}: no such model file.", EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
     from pix2pix_tf.exporters import TFLITE_TYPES as TYPES
-    from pix2pix_tf.exporters import export_model
-    from pix2pix_tf.inference import load_model, model_label
-    from pix2pix_tf.networks import as_generator
-    from pix2pix_tf.tasks import task_of
+    from pix2pix_tf.inference import load_model
 
     if args.serve and not args.web:
         return fail("--serve serves the page of --web: add --web.", EXIT_BAD_INPUT)
@@ -101,49 +98,7 @@ def main(argv=None):
     tflite = TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
     try:
         model = load_model(model_path)
-        task, generator = task_of(model), as_generator(model)
-        trained = getattr(model, "training_config", None) or {}
-        side = args.size or trained.get("crop_size") or 256
-        size = (side, side)
-        calibration_source = args.calibration_data or trained.get("data")
-        calibration = None
-        if "int8" in tflite:
-            asked = bool(args.tflite and "int8" in args.tflite)
-            why = None
-            if generator.condition_inputs:
-                why = (f"full-int8 TFLite calibrates the image only, but this model also takes "
-                       f"{sorted(generator.condition_inputs)}. Use float16 or dynamic_int8.")
-            elif calibration_source is None:
-                why = ("Full-int8 TFLite needs calibration images: pass --calibration-data with "
-                       "the training data (a folder, 'demo' or a TFDS name).")
-            if why and asked:
-                raise DataError(why)
-            if why:
-                tflite = tuple(k for k in tflite if k != "int8")
-                print(f"note: skipping full-int8 TFLite: {why}")
-            else:
-                calibration = list(task.export_examples(model, size, 100, calibration_source,
-                                                        "train", args.direction).images)
-                if not args.calibration_data:
-                    print(f"calibrating full-int8 TFLite on the training data {calibration_source}")
-        examples = task.export_examples(model, size, args.images,
-                                        args.test_data or args.calibration_data,
-                                        direction=args.direction)
-        if examples is None:
-            print("note: no --test-data and no recorded training data: artifacts are written "
-                  "but not verified.")
-        output = Path(args.output or Path("exports") / model_label(model_path))
-        mode = args.inference_mode or (
-            "deterministic" if model.inference_mode == "paper" else model.inference_mode)
-        reports = export_model(model, output, saved_model=everything or args.saved_model,
-                               tflite=tflite, onnx=everything or args.onnx, web=args.web,
-                               web_runtime=args.web_runtime, web_weights=args.web_weights,
-                               name=args.name,
-                               version=args.version, image_size=size,
-                               inference_mode=mode, calibration=calibration,
-                               test_images=None if examples is None else examples.images,
-                               test_targets=None if examples is None else examples.targets,
-                               test_conditions=None if examples is None else examples.conditions)
+        output, examples, reports = _export(args, model, model_path, everything, tflite)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     if examples is not None:
@@ -160,6 +115,70 @@ def main(argv=None):
         if args.serve:
             return serve(output / "web", args.port)
     return EXIT_OK
+
+
+def _export(args, model, model_path, everything, tflite):
+    """Exports ``model`` as ``args`` ask (``everything``: every format; ``tflite``: the TFLite
+    variants), verified on the test examples; returns (output folder, examples or None, the
+    reports of :func:`pix2pix_tf.exporters.export_model`)."""
+    from pix2pix_tf.exporters import export_model
+    from pix2pix_tf.inference import model_label
+    from pix2pix_tf.networks import as_generator
+    from pix2pix_tf.tasks import task_of
+
+    task, generator = task_of(model), as_generator(model)
+    trained = getattr(model, "training_config", None) or {}
+    side = args.size or trained.get("crop_size") or 256
+    size = (side, side)
+    tflite, calibration = _int8_calibration(args, model, task, generator, size, tflite,
+                                            args.calibration_data or trained.get("data"))
+    examples = task.export_examples(model, size, args.images,
+                                    args.test_data or args.calibration_data,
+                                    direction=args.direction)
+    if examples is None:
+        print("note: no --test-data and no recorded training data: artifacts are written "
+              "but not verified.")
+    output = Path(args.output or Path("exports") / model_label(model_path))
+    mode = args.inference_mode or (
+        "deterministic" if model.inference_mode == "paper" else model.inference_mode)
+    reports = export_model(model, output, saved_model=everything or args.saved_model,
+                           tflite=tflite, onnx=everything or args.onnx, web=args.web,
+                           web_runtime=args.web_runtime, web_weights=args.web_weights,
+                           name=args.name,
+                           version=args.version, image_size=size,
+                           inference_mode=mode, calibration=calibration,
+                           test_images=None if examples is None else examples.images,
+                           test_targets=None if examples is None else examples.targets,
+                           test_conditions=None if examples is None else examples.conditions)
+    return output, examples, reports
+
+
+def _int8_calibration(args, model, task, generator, size, tflite, calibration_source):
+    """(the TFLite variants, the full-int8 calibration images or None): full int8 is dropped,
+    with a note, where it cannot be calibrated, unless ``--tflite int8`` asked for it by name
+    (then a DataError says why)."""
+    from pix2pix_tf.data import DataError
+
+    if "int8" not in tflite:
+        return tflite, None
+    asked = bool(args.tflite and "int8" in args.tflite)
+    why = None
+    if generator.condition_inputs:
+        why = (f"full-int8 TFLite calibrates the image only, but this model also takes "
+               f"{sorted(generator.condition_inputs)}. Use float16 or dynamic_int8.")
+    elif calibration_source is None:
+        why = ("Full-int8 TFLite needs calibration images: pass --calibration-data with "
+               "the training data (a folder, 'demo' or a TFDS name).")
+    if why and asked:
+        raise DataError(why)
+    if why:
+        print(f"note: skipping full-int8 TFLite: {why}")
+        return tuple(k for k in tflite if k != "int8"), None
+    calibration = list(task.export_examples(model, size, 100, calibration_source,
+                                            "train", args.direction).images)
+    if not args.calibration_data:
+        print(f"calibrating full-int8 TFLite on the training data {calibration_source}")
+    return tflite, calibration
 
 
 if __name__ == "__main__":
