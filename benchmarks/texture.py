@@ -55,6 +55,8 @@ EXPERIMENTS = {
     # Round 4: the L1 term at half resolution, so the finest octave is the GAN's alone.
     "bp_lowpass": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--l1-lowpass"],
     "lowpass": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass"],
+    "bp_lowpass_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--l1-lowpass",
+                      "--r1-gamma", "0.1"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
 }

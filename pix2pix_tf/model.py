@@ -143,6 +143,58 @@ def default_optimizer(learning_rate=2e-4, beta_1=0.5):
     return FusedAdam(learning_rate, beta_1=beta_1, beta_2=0.999, epsilon=1e-8)
 
 
+
+def _check_settings(*, gan_mode, inference_mode, lambda_l1, lambda_gan, lambda_feat, lambda_ffl,
+                    r1_gamma, r1_every, d_cutout, d_shift, g_ema):
+    """:class:`Pix2Pix`'s argument checks, each error saying what is allowed."""
+    losses.check_gan_mode(gan_mode)
+    check_inference_mode(inference_mode)
+    if min(lambda_l1, lambda_gan, lambda_feat, lambda_ffl, r1_gamma) < 0:
+        raise ValueError("lambda_l1, lambda_gan, lambda_feat, lambda_ffl and r1_gamma must "
+                         "be >= 0.")
+    if not 0.0 <= d_cutout < 1.0:
+        raise ValueError(f"d_cutout must be in [0, 1), got {d_cutout}.")
+    if int(r1_every) < 1:
+        raise ValueError(f"r1_every must be >= 1, got {r1_every}.")
+    if not 0.0 <= g_ema < 1.0:
+        raise ValueError(f"g_ema must be in [0, 1) (0: no average), got {g_ema}.")
+    if lambda_l1 == 0 and lambda_gan == 0:
+        raise ValueError("lambda_l1 and lambda_gan are both 0: there is nothing to train.")
+    if int(d_shift) < 0:
+        raise ValueError(f"d_shift must be >= 0, got {d_shift}.")
+
+
+def _shift_rng(seed):
+    """The (seed, counter) the pairs' shifts and cutouts are drawn from, saved with the model
+    so that a resumed run draws the same ones."""
+    initial = [int(seed) if seed is not None else 0, 0]
+    return keras.Variable(
+        lambda shape, dtype=None: ops.convert_to_tensor(initial, "int32"), shape=(2,),
+        dtype="int32", trainable=False, name="d_shift_rng", synchronization="on_read",
+        aggregation="only_first_replica")
+
+
+def _default_networks(generator, discriminator, input_channels, output_channels, *, lambda_gan,
+                      conditional, inference_mode, seed):
+    """The paper's networks where none is given (no discriminator for an L1-only model), and
+    a clear error for a generator that does not state its contract."""
+    if generator is None:
+        generator = build_generator("unet_256", input_channels, output_channels,
+                                    inference_mode=inference_mode, seed=seed)
+    if not isinstance(generator, Generator):
+        raise TypeError(
+            f"generator must be a pix2pix_tf.networks.Generator (which states its inputs, "
+            f"channels and size multiple), got {type(generator).__name__}. Build it with a "
+            "registered builder, or wrap your functional network: Generator(inputs, "
+            "outputs, size_multiple=...)."
+        )
+    if discriminator is None and lambda_gan > 0:
+        discriminator = build_discriminator(
+            "patchgan", generator.input_channels, generator.output_channels,
+            conditional=conditional, seed=None if seed is None else seed + 1,
+        )
+    return generator, discriminator
+
 @keras.saving.register_keras_serializable(package="pix2pix_tf")
 class Pix2Pix(keras.Model):
     """Generator and discriminator trained together with the pix2pix objective.
@@ -259,38 +311,16 @@ class Pix2Pix(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        losses.check_gan_mode(gan_mode)
-        check_inference_mode(inference_mode)
-        if min(lambda_l1, lambda_gan, lambda_feat, lambda_ffl, r1_gamma) < 0:
-            raise ValueError("lambda_l1, lambda_gan, lambda_feat, lambda_ffl and r1_gamma must "
-                             "be >= 0.")
-        if not 0.0 <= d_cutout < 1.0:
-            raise ValueError(f"d_cutout must be in [0, 1), got {d_cutout}.")
-        if int(r1_every) < 1:
-            raise ValueError(f"r1_every must be >= 1, got {r1_every}.")
-        if not 0.0 <= g_ema < 1.0:
-            raise ValueError(f"g_ema must be in [0, 1) (0: no average), got {g_ema}.")
-        if lambda_l1 == 0 and lambda_gan == 0:
-            raise ValueError("lambda_l1 and lambda_gan are both 0: there is nothing to train.")
-        if generator is None:
-            generator = build_generator("unet_256", input_channels, output_channels,
-                                        inference_mode=inference_mode, seed=seed)
-        if not isinstance(generator, Generator):
-            raise TypeError(
-                f"generator must be a pix2pix_tf.networks.Generator (which states its inputs, "
-                f"channels and size multiple), got {type(generator).__name__}. Build it with a "
-                "registered builder, or wrap your functional network: Generator(inputs, "
-                "outputs, size_multiple=...)."
-            )
-        if discriminator is None and lambda_gan > 0:
-            discriminator = build_discriminator(
-                "patchgan", generator.input_channels, generator.output_channels,
-                conditional=conditional, seed=None if seed is None else seed + 1,
-            )
+        _check_settings(gan_mode=gan_mode, inference_mode=inference_mode, lambda_l1=lambda_l1,
+                        lambda_gan=lambda_gan, lambda_feat=lambda_feat, lambda_ffl=lambda_ffl,
+                        r1_gamma=r1_gamma, r1_every=r1_every, d_cutout=d_cutout,
+                        d_shift=d_shift, g_ema=g_ema)
+        generator, discriminator = _default_networks(
+            generator, discriminator, input_channels, output_channels, lambda_gan=lambda_gan,
+            conditional=conditional, inference_mode=inference_mode, seed=seed)
         self.generator = generator
         self.discriminator = discriminator
-        self.lambda_l1 = float(lambda_l1)
-        self.lambda_gan = float(lambda_gan)
+        self.lambda_l1, self.lambda_gan = float(lambda_l1), float(lambda_gan)
         self.lambda_feat = float(lambda_feat)
         check_records(training_config, model_card)
         self.training_config = dict(training_config) if training_config else None
@@ -298,19 +328,25 @@ class Pix2Pix(keras.Model):
         self.gan_mode = gan_mode
         self.seed = seed
         self.g_sees_updated_d = bool(g_sees_updated_d)
-        if int(d_shift) < 0:
-            raise ValueError(f"d_shift must be >= 0, got {d_shift}.")
         self.d_shift = int(d_shift)
         self.d_cutout = float(d_cutout)
         self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
         self.lambda_ffl = float(lambda_ffl)
         self.l1_lowpass = bool(l1_lowpass)
-        if self.d_shift or self.d_cutout:  # a saved (seed, counter): a resumed run draws the same
-            initial = [int(seed) if seed is not None else 0, 0]
-            self.shift_rng = keras.Variable(
-                lambda shape, dtype=None: ops.convert_to_tensor(initial, "int32"), shape=(2,),
-                dtype="int32", trainable=False, name="d_shift_rng", synchronization="on_read",
-                aggregation="only_first_replica")
+        if self.d_shift or self.d_cutout:
+            self.shift_rng = _shift_rng(seed)
+        self._set_average(generator, g_ema, use_ema, inference_mode)
+        self._feature_view = None
+        if self.lambda_feat > 0:
+            self._feature_view = _Untracked(self._features_of(self.discriminator))
+        self._make_trackers()
+        self.g_optimizer = None
+        self.d_optimizer = None
+        self.built = True
+
+    def _set_average(self, generator, g_ema, use_ema, inference_mode):
+        """The generator average (``g_ema`` > 0) and whether inference uses it; both networks
+        take the model's inference mode."""
         self.g_ema = float(g_ema)
         self.generator_ema = _averaged_copy(generator) if self.g_ema > 0 else None
         self._use_ema = self.generator_ema is not None if use_ema is None else bool(use_ema)
@@ -320,10 +356,9 @@ class Pix2Pix(keras.Model):
         for network in (generator, self.generator_ema):
             if network is not None:
                 network.inference_mode = inference_mode
-        self._feature_view = None
-        if self.lambda_feat > 0:
-            self._feature_view = _Untracked(self._features_of(self.discriminator))
 
+    def _make_trackers(self):
+        """The losses' and the validation's running means (Keras resets them every epoch)."""
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_gan_tracker = keras.metrics.Mean(name="g_gan")
         self.g_l1_tracker = keras.metrics.Mean(name="g_l1")
@@ -338,9 +373,6 @@ class Pix2Pix(keras.Model):
         # Filled by every validation step, scored once per pass by callbacks.ValidationSWD
         # (its result sorts 32 images' patches: too slow to log at every step).
         self.swd_tracker = SWDMetric(channels=self.generator.output_channels, name="swd")
-        self.g_optimizer = None
-        self.d_optimizer = None
-        self.built = True
 
     # ----------------------------------------------------------------------------- properties
     @property

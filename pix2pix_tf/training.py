@@ -54,6 +54,7 @@ from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import fit_distributed, strategy
 from pix2pix_tf.evaluation import first_examples
+from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
@@ -224,6 +225,18 @@ def train(config=None, *, verbose="auto", fresh=False, train_data=None, test_dat
         return _train(run_dir, config, verbose, train_data, test_data)
 
 
+def validation_l1(model, test_ds):
+    """The mean per-image L1 of ``model``'s translations of ``test_ds``'s pairs, as validation
+    logs it; a plain loop, not ``model.evaluate``, which does not run under every strategy
+    (MultiWorkerMirroredStrategy)."""
+    total, count = 0.0, 0
+    for batch in test_ds:
+        x, y = model._unpack(batch)
+        l1 = image_scores(y, model(x, training=False))["l1"]
+        total, count = total + float(tf.reduce_sum(l1)), count + int(l1.shape[0])
+    return total / max(count, 1)
+
+
 def choose_average(model, test_ds):
     """Sets ``model.use_ema`` (a model trained with ``g_ema``) to whichever of the generator
     average and the last weights translates the validation pairs with the lower L1, says which,
@@ -234,7 +247,7 @@ def choose_average(model, test_ds):
     scores = {}
     for use in (True, False):
         model.use_ema = use
-        scores[use] = model.evaluate(test_ds, verbose=0, return_dict=True)["l1"]
+        scores[use] = validation_l1(model, test_ds)
     model.use_ema = scores[True] <= scores[False]
     print(f"generator average: validation L1 {scores[True]:.4f}, last weights "
           f"{scores[False]:.4f}; the model translates with "

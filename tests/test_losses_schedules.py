@@ -65,7 +65,7 @@ def test_table1_rows_build_the_models_they_name():
                         n_layers_d=1)
         built[row] = build_model(config, 3, 3, steps_per_epoch=1)
     assert set(built) == {"L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN"}
-    weight = config.lambda_l1  # the preset's (quick: 300); the paper's 100 by default
+    weight = config.lambda_l1  # the preset's (quick: the paper's 100, the default)
     assert TrainConfig().lambda_l1 == 100.0
     assert built["L1"].discriminator is None and built["L1"].lambda_l1 == weight
     assert not built["GAN"].conditional and built["GAN"].lambda_l1 == 0.0

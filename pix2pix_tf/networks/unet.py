@@ -131,6 +131,40 @@ def unet_generator(
         ``(batch, H, W, input_channels)`` images in [-1, 1] to ``(batch, H, W, output_channels)``
         images in [-1, 1] (float32 even under mixed precision).
     """
+    _check_options(num_downs=num_downs, norm=norm, upsampling=upsampling,
+                   dropout_layout=dropout_layout, inference_mode=inference_mode,
+                   pixel_head=pixel_head, pixel_kernel=pixel_kernel, up_init=up_init)
+    multiple = 2**num_downs
+    height, width = (None, None) if image_size is None else image_size
+    kind = "unet" if skips else "encoder_decoder"
+    conditioning = conditioning or NONE
+    name = name or f"{conditioning.name_prefix}{kind}_{multiple}"
+    if height is not None and (height % multiple or width % multiple):
+        # The same message as at call time, raised while building.
+        raise ValueError(size_message(name, multiple, height, width))
+    seeds = SeedSequence(seed)
+    parts = _Parts(seeds, ngf=ngf, num_downs=num_downs, norm=norm, upsampling=upsampling,
+                   up_init=up_init, inference_mode=inference_mode, conditioning=conditioning)
+
+    image = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
+    extra = conditioning.inputs(seeds, levels=num_downs)  # e.g. {"tokens": (b, L)}
+    inputs = {IMAGE: image, **extra} if extra else image
+    x, encoder_outputs = parts.encoder(image)
+    dropout_blocks = (range(DROPOUT_BLOCKS) if dropout_layout == "paper"
+                      else range(1, num_downs - 4))
+    x = parts.decoder(x, encoder_outputs, dropout_blocks if dropout else (), dropout_rate, skips)
+    x = keras.layers.ReLU(name="output_relu")(x)
+    if not pixel_head:  # the paper's last layer
+        x = parts.up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
+    else:
+        x = parts.pixel_head(x, image, output_channels, pixel_head, pixel_kernel)
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+    return Generator(inputs, outputs, name=name, size_multiple=multiple)
+
+
+def _check_options(*, num_downs, norm, upsampling, dropout_layout, inference_mode, pixel_head,
+                   pixel_kernel, up_init):
+    """:func:`unet_generator`'s argument checks, each error naming the choices."""
     if num_downs < 1:
         raise ValueError(f"num_downs must be at least 1, got {num_downs}.")
     if norm not in NORMS:
@@ -152,86 +186,84 @@ def unet_generator(
         raise ValueError(f"Unknown up_init {up_init!r}; choose one of {', '.join(UP_INITS)}.")
     if up_init != "normal" and upsampling != "transpose":
         raise ValueError("up_init applies to transposed convolutions (upsampling='transpose').")
-    dropout_blocks = (range(DROPOUT_BLOCKS) if dropout_layout == "paper"
-                      else range(1, num_downs - 4))
-    multiple = 2**num_downs
-    height, width = (None, None) if image_size is None else image_size
-    kind = "unet" if skips else "encoder_decoder"
-    conditioning = conditioning or NONE
-    name = name or f"{conditioning.name_prefix}{kind}_{multiple}"
-    if height is not None and (height % multiple or width % multiple):
-        # The same message as at call time, raised while building.
-        raise ValueError(size_message(name, multiple, height, width))
-    seeds = SeedSequence(seed)
-    use_bias = norm != "batch"
-    filters = [ngf * min(2**i, 8) for i in range(num_downs)]
 
-    def conv(cls, n, layer_name, bias=use_bias):
-        init = up_conv_init(seeds, up_init) if cls is keras.layers.Conv2DTranspose else conv_init(seeds)
+
+class _Parts:
+    """The U-Net's blocks, built in the order the paper lists them; every layer draws its
+    initial weights from the one ``seeds`` sequence, so the order is the weights'."""
+
+    def __init__(self, seeds, *, ngf, num_downs, norm, upsampling, up_init, inference_mode,
+                 conditioning):
+        self.seeds, self.num_downs, self.norm = seeds, num_downs, norm
+        self.upsampling, self.up_init = upsampling, up_init
+        self.inference_mode, self.conditioning = inference_mode, conditioning
+        self.use_bias = norm != "batch"
+        self.filters = [ngf * min(2**i, 8) for i in range(num_downs)]
+
+    def conv(self, cls, n, layer_name, bias=None):
+        bias = self.use_bias if bias is None else bias
+        init = (up_conv_init(self.seeds, self.up_init) if cls is keras.layers.Conv2DTranspose
+                else conv_init(self.seeds))
         return cls(n, 4, strides=2, padding="same", use_bias=bias, kernel_initializer=init,
                    name=layer_name)
 
-    def up(x, n, layer_name, bias=use_bias):
+    def up(self, x, n, layer_name, bias=None):
         """Doubles height and width: ``(b, h, w, c) -> (b, 2h, 2w, n)``."""
-        if upsampling == "transpose":
-            return conv(keras.layers.Conv2DTranspose, n, layer_name, bias)(x)
-        interpolation = "nearest" if upsampling == "resize_conv" else "bilinear"
+        bias = self.use_bias if bias is None else bias
+        if self.upsampling == "transpose":
+            return self.conv(keras.layers.Conv2DTranspose, n, layer_name, bias)(x)
+        interpolation = "nearest" if self.upsampling == "resize_conv" else "bilinear"
         x = keras.layers.UpSampling2D(2, interpolation=interpolation,
                                       name=f"{layer_name}_resize")(x)
         return keras.layers.Conv2D(n, 3, padding="same", use_bias=bias,
-                                   kernel_initializer=conv_init(seeds), name=layer_name)(x)
+                                   kernel_initializer=conv_init(self.seeds), name=layer_name)(x)
 
-    def norm_layer(layer_name):
-        return normalization(norm, seeds, inference_mode, name=layer_name)
+    def norm_layer(self, layer_name):
+        return normalization(self.norm, self.seeds, self.inference_mode, name=layer_name)
 
-    image = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
-    extra = conditioning.inputs(seeds, levels=num_downs)  # e.g. {"tokens": (b, L)}
-    inputs = {IMAGE: image, **extra} if extra else image
+    def condition(self, x, block):
+        depth = (self.num_downs - int(block[len("down"):]) if block.startswith("down")
+                 else None)
+        return self.conditioning.block(x, block, depth)
 
-    def condition(x, block):
-        depth = num_downs - int(block[len("down"):]) if block.startswith("down") else None
-        return conditioning.block(x, block, depth)
+    def encoder(self, image):
+        """The encoder, and each block's activated output (the skips)."""
+        x = self.conv(keras.layers.Conv2D, self.filters[0], "down1_conv")(image)  # (b, H/2, ..)
+        x = self.condition(x, "down1")
+        encoder_outputs = []
+        for i in range(1, self.num_downs):
+            x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu")(x)
+            encoder_outputs.append(x)
+            x = self.conv(keras.layers.Conv2D, self.filters[i], f"down{i + 1}_conv")(x)
+            if i < self.num_downs - 1 and self.norm != "none":
+                x = self.norm_layer(f"down{i + 1}_norm")(x)
+            x = self.condition(x, f"down{i + 1}")
+        return x, encoder_outputs
 
-    # Encoder. The skip carries each encoder block's activated output.
-    x = conv(keras.layers.Conv2D, filters[0], "down1_conv")(image)  # (b, H/2, W/2, ngf)
-    x = condition(x, "down1")
-    encoder_outputs = []
-    for i in range(1, num_downs):
-        x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_lrelu")(x)
-        encoder_outputs.append(x)
-        x = conv(keras.layers.Conv2D, filters[i], f"down{i + 1}_conv")(x)  # (b, H/2^(i+1), ..)
-        if i < num_downs - 1 and norm != "none":
-            x = norm_layer(f"down{i + 1}_norm")(x)
-        x = condition(x, f"down{i + 1}")
+    def decoder(self, x, encoder_outputs, dropout_blocks, dropout_rate, skips):
+        """The decoder, innermost first: block j restores the resolution of encoder level i."""
+        for j, i in enumerate(reversed(range(self.num_downs - 1))):
+            x = keras.layers.ReLU(name=f"up{j + 1}_relu")(x)
+            x = self.up(x, self.filters[i], f"up{j + 1}_conv")  # (b, H/2^(i+1), .., filters[i])
+            if self.norm != "none":
+                x = self.norm_layer(f"up{j + 1}_norm")(x)
+            x = self.condition(x, f"up{j + 1}")
+            if j in dropout_blocks:
+                x = Dropout(dropout_rate, inference_mode=self.inference_mode,
+                            seed=self.seeds.next(), name=f"up{j + 1}_dropout")(x)
+            if skips:
+                x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
+        return x
 
-    # Decoder, innermost first. Block j restores the resolution of encoder level i.
-    for j, i in enumerate(reversed(range(num_downs - 1))):
-        x = keras.layers.ReLU(name=f"up{j + 1}_relu")(x)
-        x = up(x, filters[i], f"up{j + 1}_conv")  # (b, H/2^(i+1), W/2^(i+1), filters[i])
-        if norm != "none":
-            x = norm_layer(f"up{j + 1}_norm")(x)
-        x = condition(x, f"up{j + 1}")
-        if dropout and j in dropout_blocks:
-            x = Dropout(
-                dropout_rate, inference_mode=inference_mode, seed=seeds.next(),
-                name=f"up{j + 1}_dropout",
-            )(x)
-        if skips:
-            x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
-
-    x = keras.layers.ReLU(name="output_relu")(x)
-    if not pixel_head:  # the paper's last layer
-        x = up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
-    else:  # full-resolution features, then a per-pixel network that also sees the input
-        x = up(x, pixel_head, "output_conv", bias=True)  # (b, H, W, pixel_head)
+    def pixel_head(self, x, image, output_channels, width, kernel):
+        """Full-resolution features, then a small network that also sees the input."""
+        x = self.up(x, width, "output_conv", bias=True)  # (b, H, W, width)
         x = keras.layers.Concatenate(name="pixel_skip")([image, x])
         for k in (1, 2):
-            x = keras.layers.Conv2D(pixel_head, pixel_kernel, padding="same",
+            x = keras.layers.Conv2D(width, kernel, padding="same",
                                     kernel_initializer=keras.initializers.HeNormal(
-                seed=seeds.next()), name=f"pixel{k}_conv")(x)
-            x = condition(x, f"pixel{k}")
+                                        seed=self.seeds.next()), name=f"pixel{k}_conv")(x)
+            x = self.condition(x, f"pixel{k}")
             x = keras.layers.ReLU(name=f"pixel{k}_relu")(x)
-        x = keras.layers.Conv2D(output_channels, 1, kernel_initializer=conv_init(seeds),
-                                name="pixel_out_conv")(x)  # (b, H, W, out)
-    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
-    return Generator(inputs, outputs, name=name, size_multiple=multiple)
+        return keras.layers.Conv2D(output_channels, 1, kernel_initializer=conv_init(self.seeds),
+                                   name="pixel_out_conv")(x)  # (b, H, W, out)
