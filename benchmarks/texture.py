@@ -22,9 +22,15 @@ from pathlib import Path
 
 ROOT = Path("runs/texture")
 
-#: name -> the train flags added to the README's first command (``python -m pix2pix_tf.train``).
+#: Every row's flags start with these: the quick preset as it was when the table was made
+#: (before it took --d-antialias and --g-ema 0.999; each row names its lambda).
+BASE = ["--no-d-antialias", "--g-ema", "0"]
+
+#: name -> the train flags added to the README's first command (``python -m pix2pix_tf.train``)
+#: after BASE; ``None``: the README's command as it is (the preset of today).
 EXPERIMENTS = {
-    "l1": ["--objective", "L1"],
+    "preset": None,
+    "l1": ["--objective", "L1", "--lambda-l1", "300"],
     "quick_before": ["--lambda-l1", "300", "--d-shift", "32"],
     "lambda100": ["--lambda-l1", "100", "--d-shift", "0"],
     "lambda100_shift": ["--lambda-l1", "100", "--d-shift", "32"],
@@ -57,6 +63,7 @@ EXPERIMENTS = {
     "lowpass": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass"],
     "bp_lowpass_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-blurpool", "--l1-lowpass",
                       "--r1-gamma", "0.1"],
+    "lowpass_ema": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--g-ema", "0.999"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
 }
@@ -66,6 +73,7 @@ KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")
 
 def train(name, flags):
     run_dir = ROOT / name
+    flags = [] if flags is None else BASE + flags
     command = [sys.executable, "-m", "pix2pix_tf.train", "--run-dir", str(run_dir), *flags]
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -114,7 +122,8 @@ def print_table(path):
     print("|---" * (len(columns) + 3) + "|")
     for name, record in newest.items():
         cells = [f"{record[k]:.4g}" if record.get(k) is not None else "-" for k in columns]
-        print(f"| {name} | `{' '.join(record['flags'])}` | {seconds.get(name) or '-'} | "
+        flags = " ".join(record["flags"] or []) or "(none: the preset)"
+        print(f"| {name} | `{flags}` | {seconds.get(name) or '-'} | "
               + " | ".join(cells) + " |")
 
 
@@ -130,7 +139,7 @@ def main(argv=None):
         return print_table(ROOT / "results.jsonl")
     if args.list:
         for name, flags in EXPERIMENTS.items():
-            print(f"{name:16s} {' '.join(flags)}")
+            print(f"{name:16s} {' '.join(flags or ['(the preset)'])}")
         return
     ROOT.mkdir(parents=True, exist_ok=True)
     names = args.only or list(EXPERIMENTS)

@@ -37,6 +37,11 @@ def test_every_remedy_is_off_in_the_papers_preset_and_a_flag():
     text = parser().format_help()
     for name in OPTIONS:
         assert "--" + name.replace("_", "-") in text, name
+    # A preset's switched-on remedy can be switched off again (the quick preset's antialias).
+    assert preset("quick").d_antialias and preset("quick").g_ema > 0
+    assert parser().parse_args(["--no-d-antialias"]).d_antialias is False
+    assert parser().parse_args(["--d-blurpool"]).d_blurpool is True
+    assert parser().parse_args([]).d_antialias is None  # unset: the preset's value stands
 
 
 def test_blur_removes_the_nyquist_checkerboard_and_keeps_flat_images():
@@ -110,7 +115,7 @@ def test_spectral_norm_makes_the_verdict_blind_to_the_kernels_scale():
     def verdicts(spectral_norm):
         d = patchgan_discriminator(3, 3, ndf=8, n_layers=2, norm="none",
                                    spectral_norm=spectral_norm, seed=0)
-        for _ in range(30):  # let the power iteration converge
+        for _ in range(100):  # let the power iteration (from a random start) converge
             before = d([x, x], training=True).numpy()
         for layer in d.layers:
             conv = getattr(layer, "layer", layer)
@@ -119,7 +124,7 @@ def test_spectral_norm_makes_the_verdict_blind_to_the_kernels_scale():
         return before, d([x, x], training=True).numpy()
 
     before, after = verdicts(True)
-    np.testing.assert_allclose(before, after, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(before, after, rtol=3e-3, atol=1e-4)  # not 10x
     before, after = verdicts(False)
     assert np.abs(before - after).max() > 1e-2
 

@@ -12,7 +12,13 @@ def fail(message, code=EXIT_ERROR):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows defaults."""
+    """Keeps the examples' line breaks and shows defaults (not a bare None: the train
+    command's options say their own default, which a preset may change)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def newest(pattern, root="."):

@@ -49,13 +49,10 @@ def _add_options(group, fields):
             continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata["help"]
-        if f.type in (bool, "bool"):
-            if f.default:
-                group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name,
-                                   action="store_false", default=None, help=f"off: {help_text}")
-            else:
-                group.add_argument(flag, dest=f.name, action="store_true", default=None,
-                                   help=help_text)
+        if f.type in (bool, "bool"):  # --x and --no-x, so that either undoes a preset's value
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=f"{help_text} (default: "
+                               f"{'on' if f.default else 'off'}; presets may change it)")
             continue
         kind = {"int": int, "float": float, "str": str}.get(getattr(f.type, "__name__", f.type),
                                                             str)
