@@ -69,11 +69,8 @@ def test_python_m_pix2pix_tf_runs_as_a_program():
 
 
 def test_console_scripts_name_the_commands_mains():
-    try:
-        scripts = {e.name: e for e in importlib.metadata.entry_points(group="console_scripts")
-                   if e.value.startswith("pix2pix_tf")}
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-        scripts = {}
+    scripts = {e.name: e for e in importlib.metadata.entry_points(group="console_scripts")
+               if e.value.startswith("pix2pix_tf")}
     if not scripts:
         pytest.skip("pix2pix_tf is not installed with its entry points (pip install -e . adds "
                     "them)")
