@@ -66,6 +66,17 @@ EXPERIMENTS = {
     "lowpass_ema": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--g-ema", "0.999"],
     "aa_ema_r1": ["--lambda-l1", "100", "--d-shift", "32", "--d-antialias", "--g-ema", "0.999",
                   "--r1-gamma", "1"],
+    # Round 5: the low-pass L1 with a generator that upsamples by resizing, so that no
+    # up-convolution's stride-2 phases can paint the lattice the low-pass rows showed.
+    "lowpass_bc": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--upsampling",
+                   "bilinear_conv", "--up-init", "normal"],
+    "lowpass_rc": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--upsampling",
+                   "resize_conv", "--up-init", "normal"],
+    # ... and a full-resolution 3x3 path from the input, where detail finer than 4 px can come
+    # from (lowpass_bc had no lattice and no fine detail at all).
+    "lowpass_bc_head3": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass",
+                         "--upsampling", "bilinear_conv", "--up-init", "normal",
+                         "--pixel-head", "16", "--pixel-kernel", "3"],
 }
 
 KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")

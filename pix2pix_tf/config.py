@@ -167,6 +167,10 @@ class TrainConfig:
     strategy: str = option("none", "devices to train on: one, all GPUs of this machine "
                            "(mirrored), several machines (multiworker, with TF_CONFIG), a TPU; "
                            "batch_size is the global batch", "objective", STRATEGIES)
+    init: str = option(None, "start from a trained model's weights (fine-tuning): a .keras "
+                       "file or run directory, pretrained:NAME (the authors' models) or "
+                       "hf://user/repo; a fresh optimizer and schedule, epochs from 0",
+                       "objective")
     # outputs
     run_dir: str = option("runs/pix2pix", "where checkpoints, samples, logs and the model go")
     sample_every: int = option(1, "epochs between sample grids")

@@ -1,4 +1,5 @@
-"""Using a trained model: loading it (:func:`load_model`), reading and writing images, and
+"""Using a trained model: loading it (:func:`load_model`, from :mod:`pix2pix_tf.loading`: files,
+run directories, published and Hub models, size-checked), reading and writing images, and
 translating images of any size (:func:`translate`, from :mod:`pix2pix_tf.networks.tiled`: pad to
 the generator's size multiple, crop back, tile very large images).
 
@@ -6,68 +7,20 @@ Images are float32 ``(H, W, C)`` in [-1, 1] throughout, the package's one conven
 """
 
 import contextlib
-import re
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-import pix2pix_tf.schedules  # noqa: F401  registers LinearDecay (saved optimizers use it)
-import pix2pix_tf.tasks  # noqa: F401  registers every task's model class with Keras
-from pix2pix_tf.data.files import DataError, read_header
+from pix2pix_tf.data.files import read_header
 from pix2pix_tf.data.sources import decode, to_channels
-from pix2pix_tf.networks import as_generator
+from pix2pix_tf.loading import PRETRAINED_PREFIX, load_model
 from pix2pix_tf.networks.tiled import translate
 from pix2pix_tf.tasks.base import saved_direction
 
 __all__ = ["PRETRAINED_PREFIX", "inference_mode", "load_model", "model_label", "read_image",
            "saved_direction", "translate", "write_image"]
-
-#: ``--model pretrained:NAME`` (or ``pretrained:/path/file.pth``) names a published model.
-PRETRAINED_PREFIX = "pretrained:"
-
-
-def load_model(path):
-    """Loads a saved pix2pix_tf model (any task's, e.g. :class:`~pix2pix_tf.Pix2Pix` or
-    :class:`~pix2pix_tf.InstructPix2Pix`, with its optimizers, or a bare
-    :class:`~pix2pix_tf.networks.Generator`), with a one-line error for anything else.
-
-    ``"pretrained:NAME"`` loads one of the authors' published generators instead (downloaded
-    once; see :mod:`pix2pix_tf.tasks.translate.pretrained`), ``"pretrained:/path/file.pth"`` a
-    local one.
-    """
-    if str(path).startswith(PRETRAINED_PREFIX):
-        from pix2pix_tf.tasks.translate.pretrained import load_pretrained
-
-        return load_pretrained(str(path)[len(PRETRAINED_PREFIX):])
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such model file.")
-    try:
-        model = keras.models.load_model(path)
-    except Exception as error:  # noqa: BLE001  (Keras raises many kinds; name the file)
-        raise DataError(load_error_message(path, error)) from None
-    try:
-        as_generator(model)
-    except TypeError:
-        raise DataError(f"{path}: a Keras model, but not a pix2pix_tf model or generator.") from None
-    return model
-
-
-def load_error_message(path, error):
-    """One line saying why ``path`` did not load (never Keras' config dump)."""
-    text = str(error)
-    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
-    if unknown:
-        return (f"{path}: it holds a {unknown.group(1)!r}, which no imported package has "
-                "registered with Keras. Install and import the package that defines it (for "
-                "pix2pix_tf models: pip install pix2pix_tf; import pix2pix_tf; a task of your "
-                "own: import its module first).")
-    first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
-    return (f"{path}: not a loadable Keras model ({type(error).__name__}: {first}). Give a "
-            ".keras file written by pix2pix_tf (train's model.keras or a checkpoint).")
 
 
 def model_label(reference):

@@ -54,6 +54,7 @@ from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import fit_distributed, strategy
 from pix2pix_tf.evaluation import first_examples
+from pix2pix_tf.finetune import initialise
 from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.plotting import loss_curves
@@ -323,8 +324,11 @@ def _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch):
     """The model ``resume`` loads (the history trimmed to its epoch), else a new one."""
     if resume.path is None:
         with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
-            return build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
-                               train_pairs)
+            model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
+                                train_pairs)
+            if config.init is not None:
+                initialise(model, config)  # the source's weights; optimizers stay fresh
+            return model
     with strategy(config.strategy).scope():  # layers keep the precision they were built in
         model = keras.models.load_model(resume.path)
     truncate_history(run_dir / "history.csv", resume.epoch)

@@ -21,6 +21,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
+def add_model_bound(p):
+    """The ``--max-parameters`` flag of the commands that load a model file."""
+    p.add_argument("--max-parameters", type=int, default=None, metavar="N",
+                   help="refuse model files whose networks ask for more parameters than N "
+                        "(default 200 million, or $PIX2PIX_MAX_PARAMETERS): a bound against "
+                        "hostile files; raise it for your own big models")
+
+
 def newest(pattern, root="."):
     """The most recently written file matching ``pattern`` under ``root``, or None."""
     from pathlib import Path

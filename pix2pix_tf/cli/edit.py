@@ -7,6 +7,7 @@ from pathlib import Path
 from pix2pix_tf.cli.common import (
     EXIT_BAD_INPUT,
     HelpFormatter,
+    add_model_bound,
     fail,
     images_to_write,
     process_images,
@@ -39,6 +40,7 @@ def parser():
     p.add_argument("--allow-empty", action="store_true",
                    help="accept an empty instruction (the model's output without guidance)")
     p.add_argument("--tile", type=int, default=1024, help="largest side edited at once")
+    add_model_bound(p)
     return p
 
 
@@ -55,7 +57,7 @@ def main(argv=None):
     from pix2pix_tf.inference import load_model, read_image, write_image
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, args.max_parameters)
     except DataError as error:
         return fail(error, EXIT_BAD_INPUT)
     if not callable(getattr(model, "edit", None)):  # a model that edits as instructed

@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail
+from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, add_model_bound, fail
 from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
@@ -55,6 +55,7 @@ def parser():
 
     for task in TASKS.values():  # each task's own options, in a group of its own
         task.add_evaluate_arguments(p.add_argument_group(f"{task.name} models"))
+    add_model_bound(p)
     return p
 
 
@@ -75,7 +76,7 @@ def main(argv=None):
                              for p in args.compare]
         if len(set(names)) != len(names):  # clashing run names: use the paths
             names = ["model"] + list(args.compare)
-        models = {name: load_model(p) for name, p in zip(names, paths)}
+        models = {name: load_model(p, args.max_parameters) for name, p in zip(names, paths)}
         task = task_of(models["model"])
         refuse_other_tasks_arguments(task, args, "evaluate", args.model)
     except (DataError, ValueError) as error:

@@ -4,7 +4,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, fail, newest
+from pix2pix_tf.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    HelpFormatter,
+    add_model_bound,
+    fail,
+    newest,
+)
 from pix2pix_tf.exporters.onnx import WEIGHT_TYPES
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES
 from pix2pix_tf.layers import INFERENCE_MODES
@@ -70,6 +77,7 @@ def parser():
     p.add_argument("--direction", choices=["AtoB", "BtoA"],
                    help="default: the model's training direction, else AtoB")
     p.add_argument("--images", type=int, default=8, help="images used to verify")
+    add_model_bound(p)
     return p
 
 
@@ -97,7 +105,7 @@ def main(argv=None):
     everything = not (args.saved_model or args.onnx or args.web or args.tflite is not None)
     tflite = TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
     try:
-        model = load_model(model_path)
+        model = load_model(model_path, args.max_parameters)
         output, examples, reports = _export(args, model, model_path, everything, tflite)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pix2pix_tf.cli.common import (
     EXIT_BAD_INPUT,
     HelpFormatter,
+    add_model_bound,
     fail,
     images_to_write,
     process_images,
@@ -41,6 +42,7 @@ def parser():
 
     for task in TASKS.values():  # each task's own options, in a group of its own
         task.add_predict_arguments(p.add_argument_group(f"{task.name} models"))
+    add_model_bound(p)
     return p
 
 
@@ -60,7 +62,7 @@ def main(argv=None):
     from pix2pix_tf.tasks.base import refuse_other_tasks_arguments
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, args.max_parameters)
         task = task_of(model)
         refuse_other_tasks_arguments(task, args, "predict", args.model)
         if args.inference_mode:
