@@ -28,10 +28,9 @@ from pix2pix_tf.errors import OptionError
 from pix2pix_tf.layers import INFERENCE_MODES, NORMS, UP_INITS
 from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
 from pix2pix_tf.options import check_choices, flag, option
+from pix2pix_tf.precision import PRECISIONS
 from pix2pix_tf.tasks import TASKS, get_task
 from pix2pix_tf.tasks.base import owner_of_option
-
-MIXED_PRECISION = ("mixed_bfloat16", "mixed_float16")
 
 
 def _tasks():
@@ -157,13 +156,15 @@ class TrainConfig:
     seed: int = option(0, "seed of all weights, dropout masks, shuffles and jitter", "objective")
     inference_mode: str = option("paper", "test-time dropout and normalisation saved with the "
                                  "model", "objective", INFERENCE_MODES)
-    #: None (float32, the paper's), "mixed_bfloat16" (CPUs with AMX/AVX512-BF16 and TPUs;
-    #: bfloat16 rounding of activations) or "mixed_float16" (NVIDIA GPUs, with loss scaling).
-    #: A speed option: it changes the numerics. Speeds are in benchmarks/NOTES.md.
-    mixed_precision: str = option(None, "compute in 16 bits, keep float32 weights: "
-                                  "mixed_bfloat16 for CPUs with AMX/AVX512-BF16 and TPUs, "
-                                  "mixed_float16 for NVIDIA GPUs (loss-scaled); changes the "
-                                  "numerics slightly", "objective", MIXED_PRECISION)
+    #: "auto" (the fastest precision this hardware runs natively, float32 where none is:
+    #: :mod:`pix2pix_tf.precision`), "float32" (the paper's), "mixed_bfloat16" or
+    #: "mixed_float16" (with loss scaling). 16 bits change the numerics slightly; speeds are in
+    #: benchmarks/NOTES.md.
+    mixed_precision: str = option("auto", "compute precision, float32 weights kept: auto (16 "
+                                  "bits only where native: bfloat16 on TPUs, Ampere+ GPUs and "
+                                  "CPUs with AMX/AVX512-BF16, float16 on older NVIDIA GPUs; "
+                                  "else float32), or one of the others (said when emulated)",
+                                  "objective", PRECISIONS)
     strategy: str = option("none", "devices to train on: one, all GPUs of this machine "
                            "(mirrored), several machines (multiworker, with TF_CONFIG), a TPU; "
                            "batch_size is the global batch", "objective", STRATEGIES)
@@ -304,6 +305,8 @@ class TrainConfig:
             raise ValueError(f"a training config maps option names to values; got a "
                              f"{type(values).__name__}.")
         values = dict(values)
+        if "mixed_precision" in values and values["mixed_precision"] is None:
+            values["mixed_precision"] = "float32"  # written before "auto": None was float32
         task = get_task(values.get("task", "translate"))
         for name in list(values):
             owner = owner_of_option(name)

@@ -58,6 +58,7 @@ from pix2pix_tf.finetune import initialise
 from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.plotting import loss_curves
+from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
 
@@ -90,9 +91,10 @@ def build_model(config, input_channels, output_channels, steps_per_epoch, train_
 
 @contextlib.contextmanager
 def precision_policy(name):
-    """Builds layers under Keras dtype policy ``name`` (None: leave the global policy alone),
-    restoring the previous global policy afterwards; built layers keep their policy."""
-    if name is None:
+    """Builds layers under Keras dtype policy ``name`` (None or float32: leave the global
+    policy alone), restoring the previous global policy afterwards; built layers keep their
+    policy."""
+    if name in (None, "float32"):
         yield
         return
     previous = keras.mixed_precision.global_policy()
@@ -159,6 +161,11 @@ def _check_resumable(run_dir, config):
         return
     saved = read_config_file(saved_path)  # a ValueError naming the file if it is damaged
     current = config.to_dict()
+    if saved.get("mixed_precision", "") is None:  # written before "auto": None was float32
+        saved["mixed_precision"] = "float32"
+    if current.get("mixed_precision") == "auto" and saved.get("notes", {}).get(
+            "precision", "float32") == saved.get("mixed_precision"):
+        current["mixed_precision"] = saved["mixed_precision"]  # what auto chose then
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
@@ -323,7 +330,9 @@ def _resume_point(run_dir):
 def _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch):
     """The model ``resume`` loads (the history trimmed to its epoch), else a new one."""
     if resume.path is None:
-        with precision_policy(config.mixed_precision), strategy(config.strategy).scope():
+        policy = resolve_precision(config.mixed_precision)
+        config.notes = {**config.notes, "precision": policy}  # what "auto" became, recorded
+        with precision_policy(policy), strategy(config.strategy).scope():
             model = build_model(config, *model_channels(config, train_pairs), steps_per_epoch,
                                 train_pairs)
             if config.init is not None:

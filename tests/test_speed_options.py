@@ -1,6 +1,8 @@
-"""Speed options: the fused Adam update (default) and mixed_bfloat16 training (opt-in)."""
+"""Speed options: the fused Adam update (default), mixed_bfloat16 training (opt-in) and the
+precision `auto` picks (native 16 bits or float32)."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -210,3 +212,51 @@ def test_multiworker_training_matches_one_device(tmp_path, monkeypatch):
         np.testing.assert_allclose(history[1][key], history[0][key], rtol=1e-4, atol=1e-6)
     assert (tmp_path / "multi" / "samples" / "final.png").is_file()
     assert (tmp_path / "multi.worker1" / "model.keras").is_file()  # worker 1 wrote beside it
+
+
+def test_auto_precision_is_native_or_float32_and_emulated_choices_say_so(capsys):
+    from pix2pix_tf.precision import Hardware, detect, native, resolve
+
+    plain_cpu, bf16_cpu = Hardware(cpu_bf16=False), Hardware(cpu_bf16=True)
+    assert native(plain_cpu) == "float32" and native(bf16_cpu) == "mixed_bfloat16"
+    assert native(Hardware(False, gpus=((7, 5),))) == "mixed_float16"  # Turing
+    assert native(Hardware(False, gpus=((8, 0), (9, 0)))) == "mixed_bfloat16"  # A100, H100
+    assert native(Hardware(False, gpus=((6, 1),))) == "float32"  # Pascal: no tensor cores
+    assert native(Hardware(True, gpus=((6, 1),))) == "float32"  # the GPU computes, not the CPU
+    assert native(Hardware(False, tpu=True)) == "mixed_bfloat16"
+    # An explicit choice is kept; where it is emulated, one line says so.
+    assert resolve("mixed_bfloat16", plain_cpu) == "mixed_bfloat16"
+    assert "no bfloat16 instructions" in capsys.readouterr().out
+    assert resolve("mixed_bfloat16", bf16_cpu) == "mixed_bfloat16"
+    assert resolve("mixed_float16", plain_cpu) == "mixed_float16"
+    assert "float16 by conversion" in capsys.readouterr().out
+    assert resolve(None) == resolve("float32") == "float32"  # configs from before "auto"
+    # On this machine "auto" is what its CPU flags allow.
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    has_bf16 = any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+    assert detect().cpu_bf16 == has_bf16
+    if not detect().gpus:
+        assert resolve("auto") == ("mixed_bfloat16" if has_bf16 else "float32")
+
+
+def test_auto_is_recorded_and_old_configs_mean_float32(tmp_path):
+    from pix2pix_tf.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    config = preset("quick", run_dir=str(tmp_path / "run"), crop_size=32, load_size=36,
+                    generator="unet", num_downs=5, ngf=4, ndf=4, n_layers_d=1, epochs=1,
+                    epochs_decay=0, samples=0)
+    assert config.mixed_precision == "auto"
+    train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    from pix2pix_tf.precision import resolve
+
+    assert saved["mixed_precision"] == "auto" and saved["notes"]["precision"] == resolve("auto")
+    assert TrainConfig.from_dict({"mixed_precision": None}).mixed_precision == "float32"
+    # A run written before "auto" (None there) resumes under the new default.
+    saved["mixed_precision"] = None
+    saved["notes"].pop("precision")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    if resolve("auto") == "float32":
+        train(config, train_data=(x, -x), test_data=(x, -x), verbose=0)  # nothing refused
