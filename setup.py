@@ -40,7 +40,8 @@ setup(
         # a pretrained text encoder for the instruction editor (--text-encoder); safetensors
         # reads Hugging Face checkpoints. On tensorflow-cpu install tensorflow-text with
         # --no-deps first: its wheel asks for the full `tensorflow` (docs/instruct.md)
-        "hub": ["keras-hub>=0.32", "safetensors"],
+        # huggingface_hub: hf:// models (--init, --model, export --hub)
+        "hub": ["keras-hub>=0.32", "safetensors", "huggingface_hub"],
         # --data hf:NAME (Hugging Face instruction-editing datasets)
         "datasets": ["datasets"],
         # tfds.testing needs dill and importlib_resources; scikit-image's bundled photos feed
@@ -53,6 +54,6 @@ setup(
         # hypothesis generates the fuzz cases of the hostile-file tests (tests/fuzzing.py)
         "dev": ["pytest>=7", "ruff", "import-linter", "dill", "importlib_resources",
                 "scikit-image", "nbclient", "nbformat", "ipykernel", "datasets", "playwright",
-                "hypothesis"],
+                "hypothesis", "huggingface_hub"],
     },
 )

@@ -34,6 +34,7 @@ from pix2pix_tf.data import DataError, PairSource, load_paired_dataset, scan_pai
 from pix2pix_tf.data.sources import SOURCE_KINDS, open_source, register_source  # noqa: E402
 from pix2pix_tf.exporters import TARGETS  # noqa: E402
 from pix2pix_tf.exporters import export_model as export  # noqa: E402
+from pix2pix_tf.exporters.hub import publish  # noqa: E402
 from pix2pix_tf.inference import load_model, read_image, translate, write_image  # noqa: E402
 from pix2pix_tf.layers import INFERENCE_MODES, set_inference_mode  # noqa: E402
 from pix2pix_tf.losses import TABLE1_OBJECTIVES  # noqa: E402
@@ -66,7 +67,7 @@ __all__ = [
     "SOURCE_KINDS", "TABLE1_OBJECTIVES", "TARGETS", "TASKS", "Task", "TrainConfig",
     "build_discriminator", "build_generator", "default_optimizer", "export", "get_task",
     "load_model", "load_paired_dataset", "load_pretrained", "multiscale_discriminator",
-    "open_source", "patchgan_discriminator", "preset", "read_image", "read_state_dict",
+    "open_source", "patchgan_discriminator", "preset", "publish", "read_image", "read_state_dict",
     "receptive_field", "register_discriminator", "register_edit", "register_generator",
     "register_source", "register_task", "resnet_generator", "scan_pairs", "set_inference_mode",
     "task_of", "train", "translate", "unet_generator", "write_image",

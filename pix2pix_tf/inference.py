@@ -15,7 +15,7 @@ from PIL import Image
 
 from pix2pix_tf.data.files import read_header
 from pix2pix_tf.data.sources import decode, to_channels
-from pix2pix_tf.loading import PRETRAINED_PREFIX, load_model
+from pix2pix_tf.loading import HUB_PREFIX, PRETRAINED_PREFIX, load_model
 from pix2pix_tf.networks.tiled import translate
 from pix2pix_tf.tasks.base import saved_direction
 
@@ -24,11 +24,13 @@ __all__ = ["PRETRAINED_PREFIX", "inference_mode", "load_model", "model_label", "
 
 
 def model_label(reference):
-    """A short name for a model reference: ``sat2map`` for ``pretrained:sat2map``, the run's
-    folder name for ``runs/NAME/model.keras``."""
+    """A short name for a model reference: ``sat2map`` for ``pretrained:sat2map``, ``repo`` for
+    ``hf://user/repo``, the run's folder name for ``runs/NAME/model.keras``."""
     text = str(reference)
     if text.startswith(PRETRAINED_PREFIX):
         return Path(text[len(PRETRAINED_PREFIX):]).stem
+    if text.startswith(HUB_PREFIX):
+        return text.rstrip("/").rsplit("/", 1)[-1]
     return Path(text).parent.name or Path(text).stem
 
 

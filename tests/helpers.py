@@ -58,3 +58,20 @@ def tiny_editor(vocabulary, sequence_length, *, seed=0, buckets=0, n_layers=2, t
     return InstructPix2Pix(g, d, vocabulary=vocabulary, sequence_length=sequence_length,
                            seed=seed, subword_buckets=buckets, inference_mode="moving_average",
                            **kwargs)
+
+
+def hub_cache(cache, repo_id, folder=None, model=None):
+    """A Hugging Face Hub cache under ``cache`` holding ``repo_id`` at one commit: the files of
+    ``folder``, or ``model`` saved as Keras saves to the Hub; returns the snapshot folder."""
+    import shutil
+
+    commit = "0" * 40
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    if folder is not None:
+        shutil.copytree(folder, snapshot)
+    else:
+        model.save(snapshot, zipped=False)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_editor
+from helpers import hub_cache, tiny_editor
 from test_cli import TINY, history, make_pairs
 
 from pix2pix_tf.cli import train as train_cli
@@ -139,12 +139,8 @@ def test_init_from_the_hub_through_a_local_cache(source_run, tmp_path):
     """``hf://user/repo`` as Keras saves it there (a model folder), found in a populated Hub
     cache with the Hub library offline."""
     pytest.importorskip("huggingface_hub")
-    snapshot = tmp_path / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
-    model = keras.models.load_model(source_run / "model.keras")
-    model.save(snapshot, zipped=False)
-    refs = tmp_path / "hub" / "models--someone--tiny" / "refs"
-    refs.mkdir(parents=True)
-    (refs / "main").write_text("0" * 40)
+    hub_cache(tmp_path / "hub", "someone/tiny",
+              model=keras.models.load_model(source_run / "model.keras"))
     data = make_pairs(tmp_path / "data", seed=7)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "hub"))
     result = subprocess.run(

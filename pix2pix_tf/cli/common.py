@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -21,6 +22,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
+#: Model references that name no local file: the authors' models and the Hugging Face Hub.
+REMOTE_MODELS = ("pretrained:", "hf://")
+
+
+def model_missing(reference):
+    """True when ``reference`` names a local model file or run directory that does not exist
+    (checked before TensorFlow loads; the authors' and Hub models are checked by loading)."""
+    return not str(reference).startswith(REMOTE_MODELS) and not Path(reference).exists()
+
+
 def add_model_bound(p):
     """The ``--max-parameters`` flag of the commands that load a model file."""
     p.add_argument("--max-parameters", type=int, default=None, metavar="N",
@@ -31,8 +42,6 @@ def add_model_bound(p):
 
 def newest(pattern, root="."):
     """The most recently written file matching ``pattern`` under ``root``, or None."""
-    from pathlib import Path
-
     found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 

@@ -10,6 +10,7 @@ from pix2pix_tf.cli.common import (
     add_model_bound,
     fail,
     images_to_write,
+    model_missing,
     process_images,
 )
 
@@ -49,7 +50,7 @@ def main(argv=None):
     output = Path(args.output)
     try:  # cheap checks first: no model is loaded for a missing file
         targets = images_to_write(args.input, output)
-        if not Path(args.model).is_file():
+        if model_missing(args.model):
             raise ValueError(f"{args.model}: no such model file.")
     except ValueError as error:
         return fail(error, EXIT_BAD_INPUT)

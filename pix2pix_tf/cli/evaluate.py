@@ -21,7 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pix2pix_tf.cli.common import EXIT_BAD_INPUT, EXIT_OK, HelpFormatter, add_model_bound, fail
+from pix2pix_tf.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    HelpFormatter,
+    add_model_bound,
+    fail,
+    model_missing,
+)
 from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
@@ -62,7 +69,7 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     paths = [args.model] + list(args.compare)
-    missing = [p for p in paths if not str(p).startswith("pretrained:") and not Path(p).is_file()]
+    missing = [p for p in paths if model_missing(p)]
     if missing:
         return fail(f"{missing[0]}: no such model file.", EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError

@@ -10,6 +10,7 @@ from pix2pix_tf.cli.common import (
     HelpFormatter,
     add_model_bound,
     fail,
+    model_missing,
     newest,
 )
 from pix2pix_tf.exporters.onnx import WEIGHT_TYPES
@@ -24,6 +25,7 @@ EXAMPLES = """examples:
   python -m pix2pix_tf.export m.keras --onnx --test-data ~/pairs
   python -m pix2pix_tf.export m.keras --web --serve                  # a page, opened locally
   python -m pix2pix_tf.export m.keras --web --web-runtime download   # a page that works offline
+  python -m pix2pix_tf.export runs/quick/model.keras --hub me/maps --dry-run   # card, locally
 
 With no model, the newest runs/*/model.keras is exported. Full-int8 TFLite is calibrated on
 --calibration-data, else on the training data recorded in the model; each artifact is reloaded
@@ -77,6 +79,16 @@ def parser():
     p.add_argument("--direction", choices=["AtoB", "BtoA"],
                    help="default: the model's training direction, else AtoB")
     p.add_argument("--images", type=int, default=8, help="images used to verify")
+    p.add_argument("--hub", metavar="USER/REPO",
+                   help="publish to the Hugging Face Hub with a model card (OUTPUT/hub; with "
+                        "--web the page goes too)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --hub: write OUTPUT/hub (model, README.md card, sample) only")
+    p.add_argument("--license", default="other",
+                   help="with --hub: the licence in the card's metadata (e.g. mit, cc-by-4.0)")
+    p.add_argument("--metrics", help="with --hub: an evaluation's metrics.json for the card "
+                                     "(default: the run's evaluation/, else its last "
+                                     "validation epoch)")
     add_model_bound(p)
     return p
 
@@ -92,7 +104,7 @@ def main(argv=None):
     if model_path is None:
         return fail("no model given, and no runs/*/model.keras here: train one first "
                     "(python -m pix2pix_tf.train) or name a .keras file.", EXIT_BAD_INPUT)
-    if not str(model_path).startswith("pretrained:") and not Path(model_path).is_file():
+    if model_missing(model_path):
         return fail(f"{model_path}: no such model file.", EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
     from pix2pix_tf.exporters import TFLITE_TYPES as TYPES
@@ -102,11 +114,18 @@ def main(argv=None):
         return fail("--serve serves the page of --web: add --web.", EXIT_BAD_INPUT)
     if args.model is None:
         print(f"exporting {model_path} (the newest run's model)")
-    everything = not (args.saved_model or args.onnx or args.web or args.tflite is not None)
+    if args.dry_run and not args.hub:
+        return fail("--dry-run applies to --hub: add --hub USER/REPO.", EXIT_BAD_INPUT)
+    asked = args.saved_model or args.onnx or args.web or args.tflite is not None
+    everything = not (asked or args.hub)
     tflite = TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
     try:
         model = load_model(model_path, args.max_parameters)
-        output, examples, reports = _export(args, model, model_path, everything, tflite)
+        output, examples, reports = (_export(args, model, model_path, everything, tflite)
+                                     if asked or everything else (_output(args, model_path),
+                                                                  None, []))
+        if args.hub:
+            _publish(args, model, model_path, output)
     except (DataError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     if examples is not None:
@@ -125,12 +144,29 @@ def main(argv=None):
     return EXIT_OK
 
 
+def _output(args, model_path):
+    from pix2pix_tf.inference import model_label
+
+    return Path(args.output or Path("exports") / model_label(model_path))
+
+
+def _publish(args, model, model_path, output):
+    """``--hub``: the Hub folder in OUTPUT/hub, uploaded unless ``--dry-run``."""
+    from pix2pix_tf.exporters.hub import publish
+
+    local = None if str(model_path).startswith(("pretrained:", "hf://")) else model_path
+    folder = publish(model, args.hub, output / "hub", model_path=local,
+                     metrics_file=args.metrics, license=args.license,
+                     web=output / "web" if args.web else None, dry_run=args.dry_run)
+    print(f"Hub folder in {folder} (model card {folder / 'README.md'})"
+          + ("; --dry-run: nothing uploaded" if args.dry_run else ""))
+
+
 def _export(args, model, model_path, everything, tflite):
     """Exports ``model`` as ``args`` ask (``everything``: every format; ``tflite``: the TFLite
     variants), verified on the test examples; returns (output folder, examples or None, the
     reports of :func:`pix2pix_tf.exporters.export_model`)."""
     from pix2pix_tf.exporters import export_model
-    from pix2pix_tf.inference import model_label
     from pix2pix_tf.networks import as_generator
     from pix2pix_tf.tasks import task_of
 
@@ -146,7 +182,7 @@ def _export(args, model, model_path, everything, tflite):
     if examples is None:
         print("note: no --test-data and no recorded training data: artifacts are written "
               "but not verified.")
-    output = Path(args.output or Path("exports") / model_label(model_path))
+    output = _output(args, model_path)
     mode = args.inference_mode or (
         "deterministic" if model.inference_mode == "paper" else model.inference_mode)
     reports = export_model(model, output, saved_model=everything or args.saved_model,
