@@ -49,11 +49,14 @@ __all__ = ["DISCRIMINATORS", "GENERATORS", "Generator", "IMAGE", "UPSAMPLING", "
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A table entry: a builder and the options its name fixes (``unet_256``: num_downs=8)."""
+    """A table entry: a builder, the options its name fixes (``unet_256``: num_downs=8), and the
+    options of its smallest useful build (``small``), with which the contract tests build,
+    train, save, load and export every registered network."""
 
     builder: callable
     fixed: dict
     summary: str
+    small: dict = dataclasses.field(default_factory=dict)
 
     def options(self):
         """Keyword options the entry accepts (the builder's, less the fixed ones)."""
@@ -79,28 +82,31 @@ GENERATORS = {}
 DISCRIMINATORS = {}
 
 
-def _register(table, kind, name, builder, summary, fixed):
+def _register(table, kind, name, builder, summary, small, fixed):
     def add(function):
         if name in table and table[name].builder is not function:
             raise ValueError(f"a {kind} named {name!r} is already registered.")
         doc = summary or (inspect.getdoc(function) or name).splitlines()[0]
-        table[name] = Entry(function, dict(fixed), doc)
+        table[name] = Entry(function, dict(fixed), doc, dict(small or {}))
         return function
 
     return add(builder) if builder is not None else add
 
 
-def register_generator(name, builder=None, *, summary=None, **fixed):
+def register_generator(name, builder=None, *, summary=None, small=None, **fixed):
     """Adds a generator builder to :data:`GENERATORS` (usable as a decorator).
 
-    ``fixed`` options are bound to the name, as ``num_downs=8`` is to ``unet_256``.
+    ``fixed`` options are bound to the name, as ``num_downs=8`` is to ``unet_256``. ``small``:
+    options of a small build for the tests (``ngf=2``; default: the builder's defaults), which
+    build every registered generator with them.
     """
-    return _register(GENERATORS, "generator", name, builder, summary, fixed)
+    return _register(GENERATORS, "generator", name, builder, summary, small, fixed)
 
 
-def register_discriminator(name, builder=None, *, summary=None, **fixed):
-    """Adds a discriminator builder to :data:`DISCRIMINATORS` (usable as a decorator)."""
-    return _register(DISCRIMINATORS, "discriminator", name, builder, summary, fixed)
+def register_discriminator(name, builder=None, *, summary=None, small=None, **fixed):
+    """Adds a discriminator builder to :data:`DISCRIMINATORS` (usable as a decorator);
+    ``small`` as for :func:`register_generator`."""
+    return _register(DISCRIMINATORS, "discriminator", name, builder, summary, small, fixed)
 
 
 def _entry(table, kind, name):
@@ -155,19 +161,20 @@ def options_for(table, name, values, defaults, label=str):
     return chosen
 
 
-register_generator("unet_256", unet_generator, num_downs=8,
+register_generator("unet_256", unet_generator, num_downs=8, small=dict(ngf=2),
                    summary="the paper's U-Net, 8 halvings (sizes divisible by 256)")
-register_generator("unet_128", unet_generator, num_downs=7,
+register_generator("unet_128", unet_generator, num_downs=7, small=dict(ngf=2),
                    summary="U-Net with 7 halvings (sizes divisible by 128)")
-register_generator("unet", unet_generator,
+register_generator("unet", unet_generator, small=dict(ngf=4, num_downs=3),
                    summary="U-Net with any num_downs (sizes divisible by 2**num_downs)")
-register_generator("resnet_9blocks", resnet_generator, n_blocks=9,
+register_generator("resnet_9blocks", resnet_generator, n_blocks=9, small=dict(ngf=4),
                    summary="reference ResNet generator, 9 residual blocks (sizes divisible by 4)")
-register_generator("resnet_6blocks", resnet_generator, n_blocks=6,
+register_generator("resnet_6blocks", resnet_generator, n_blocks=6, small=dict(ngf=4),
                    summary="reference ResNet generator, 6 residual blocks (sizes divisible by 4)")
-register_discriminator("patchgan", patchgan_discriminator,
+register_discriminator("patchgan", patchgan_discriminator, small=dict(ndf=4, n_layers=1),
                        summary="the paper's PatchGAN; n_layers 3 = 70x70 (1..5: 16 to 286)")
-register_discriminator("pixelgan", patchgan_discriminator, n_layers=0,
+register_discriminator("pixelgan", patchgan_discriminator, n_layers=0, small=dict(ndf=4),
                        summary="the 1x1 PixelGAN (Table 3)")
 register_discriminator("multiscale", multiscale_discriminator,
+                       small=dict(ndf=4, n_layers=1, num_scales=2),
                        summary="pix2pixHD: the PatchGAN at num_scales image scales")
