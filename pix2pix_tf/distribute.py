@@ -82,6 +82,66 @@ def worker_index():
     return int(spec.get("task", {}).get("index", 0)), max(len(workers), 1)
 
 
+def gather_across_workers(strategy, value):
+    """Every replica's number ``value`` (one replica per worker on CPUs), in replica order, on
+    every worker: one all-reduce of a vector holding each replica's value in its own slot
+    (``all_gather`` fails inside a ``tf.function`` under MultiWorkerMirroredStrategy)."""
+
+    @tf.function
+    def gather():
+        def slot():
+            context = tf.distribute.get_replica_context()
+            mine = tf.one_hot(context.replica_id_in_sync_group, context.num_replicas_in_sync,
+                              dtype=tf.float64) * tf.constant(float(value), tf.float64)
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+        return strategy.run(slot)
+
+    local = strategy.experimental_local_results(gather())[0]
+    return [int(v) for v in local.numpy()]
+
+
+class WorkerLost(RuntimeError):
+    """A worker of a multi-worker run stopped (killed, crashed, its machine lost): the others
+    stop too, with this error naming it, instead of waiting forever in an all-reduce."""
+
+
+#: The errors TensorFlow's collectives end with when a peer is gone: its coordination service
+#: stops hearing the lost worker's heartbeats (about 10 s), or the connection is refused.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
+               tf.errors.DeadlineExceededError)
+
+
+def lost_worker(error):
+    """``(index, host)`` of the worker that ``error`` (one of :data:`PEER_ERRORS`) says is gone,
+    from the task it names or the address it could not reach; ``(None, None)`` if it names none
+    but this one."""
+    import json
+    import os
+    import re
+
+    hosts = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", [])
+    text, me = str(error), worker_index()[0]
+    tasks = [int(t) for t in re.findall(r"job:worker/(?:replica:\d+/)?task:(\d+)", text)]
+    for address in re.findall(r"ipv4:([\d.]+:\d+)", text):
+        if address in hosts:
+            tasks.insert(0, hosts.index(address))
+    others = [t for t in dict.fromkeys(tasks) if t != me]
+    if not others:
+        return None, None
+    return others[0], hosts[others[0]] if others[0] < len(hosts) else None
+
+
+def worker_lost_error(error, checkpoint_dir):
+    """The :class:`WorkerLost` for a collective that ended with ``error``."""
+    index, host = lost_worker(error)
+    who = f"worker {index} ({host})" if index is not None else "another worker"
+    return WorkerLost(
+        f"{who} of the multi-worker run stopped responding (killed, crashed or unreachable); "
+        f"this worker (worker {worker_index()[0]}) stopped too. Run the same command on every "
+        f"worker to resume from the newest checkpoint in {checkpoint_dir}.")
+
+
 def fit_distributed(model, strategy, dataset, *, epochs, initial_epoch=0, validation_data=None,
                     callbacks=(), verbose="auto", steps_per_epoch=None):
     """``model.fit`` for strategies under which Keras 3's own loop does not run

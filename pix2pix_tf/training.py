@@ -52,7 +52,13 @@ from pix2pix_tf.callbacks import (
 from pix2pix_tf.config import TrainConfig, checkpoint_interval, preset, read_config_file
 from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
-from pix2pix_tf.distribute import fit_distributed, strategy
+from pix2pix_tf.distribute import (
+    PEER_ERRORS,
+    fit_distributed,
+    gather_across_workers,
+    strategy,
+    worker_lost_error,
+)
 from pix2pix_tf.evaluation import first_examples
 from pix2pix_tf.finetune import initialise
 from pix2pix_tf.metrics import image_scores
@@ -300,7 +306,7 @@ def _train(run_dir, config, verbose, train_data, test_data):
                             "train")
     test_pairs = validation_source(config, test_data)
     steps_per_epoch = -(-len(train_pairs) // config.batch_size)
-    resume = _resume_point(run_dir)
+    resume = _resume_point(run_dir, config)
     model = _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch)
     data = _pipelines(config, model, train_pairs, test_pairs, resume.epoch)
     if resume.path is None:  # only now: a run that failed to start leaves nothing to resume
@@ -316,15 +322,29 @@ def _train(run_dir, config, verbose, train_data, test_data):
     return _outputs(run_dir, config, model, data.test, callbacks.samples, seconds)
 
 
-def _resume_point(run_dir):
-    """The :class:`_Resume` of ``run_dir``: its newest checkpoint, if any."""
+def _resume_point(run_dir, config):
+    """The :class:`_Resume` of ``run_dir``: its newest checkpoint, if any. The workers of a
+    multi-worker run must resume at one point: where their newest checkpoints differ (a worker
+    was killed between two of theirs), all take the newest epoch checkpoint that every one of
+    them has."""
     found = checkpoints(run_dir / "checkpoints")
     epoch, path = found[-1] if found else (0, None)
+    resume = _Resume(epoch, 0, path, None)
     partial = read_partial(run_dir / "checkpoints")
     if partial is not None and partial[0]["epoch"] == epoch:
         partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
-        return _Resume(epoch, partial_state["step"], path, partial_state)
-    return _Resume(epoch, 0, path, None)
+        resume = _Resume(epoch, partial_state["step"], path, partial_state)
+    if config.strategy != "multiworker":
+        return resume
+    positions = gather_across_workers(strategy(config.strategy),
+                                      resume.epoch * 10 ** 9 + resume.step)
+    if len(set(positions)) == 1:
+        return resume
+    common = min(positions) // 10 ** 9
+    print(f"The workers' newest checkpoints differ (epoch, step: "
+          f"{', '.join(f'{p // 10 ** 9}, {p % 10 ** 9}' for p in positions)}); all resume from "
+          f"epoch {common}, the newest checkpoint every worker has.")
+    return _Resume(common, 0, dict(found).get(common), None)
 
 
 def _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch):
@@ -396,10 +416,14 @@ def _fit(model, config, verbose, steps_per_epoch, data, callbacks, resume):
         try:
             with callbacks.ctrl_c:
                 if config.strategy == "multiworker":  # Keras' fit does not run there (README)
-                    fit_distributed(model, strategy(config.strategy), dataset, epochs=epochs,
-                                    initial_epoch=first, validation_data=data.test,
-                                    callbacks=every, verbose=verbose,
-                                    steps_per_epoch=steps_per_epoch)
+                    try:
+                        fit_distributed(model, strategy(config.strategy), dataset,
+                                        epochs=epochs, initial_epoch=first,
+                                        validation_data=data.test, callbacks=every,
+                                        verbose=verbose, steps_per_epoch=steps_per_epoch)
+                    except PEER_ERRORS as error:  # a worker is gone: say which, and stop
+                        raise worker_lost_error(error, callbacks.epoch_checkpoint.folder) \
+                            from None
                 else:
                     model.fit(dataset, epochs=epochs, initial_epoch=first,
                               validation_data=data.test, callbacks=every, verbose=verbose,

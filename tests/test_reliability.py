@@ -220,3 +220,55 @@ def test_ctrl_c_is_noted_until_the_step_ends_and_twice_stops_at_once():
         with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0])
+def test_a_killed_worker_stops_the_others_naming_it_and_the_same_command_resumes(tmp_path,
+                                                                                 victim):
+    """Two workers on 127.0.0.1 (TF_CONFIG); one is killed with SIGKILL inside the run (the
+    chief, worker 0, or worker 1). The other stops within a bounded time with one line naming
+    the lost worker, instead of waiting in an all-reduce forever; the same command on both
+    workers then resumes from the newest checkpoint and finishes."""
+    import time
+
+    from test_speed_options import free_ports
+
+    data = make_pairs(tmp_path / "data", n=16)
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    command = [sys.executable, "-m", "pix2pix_tf.train", *args(data, tmp_path / "run", 6),
+               "--epochs-decay", "0", "--batch-size", "4", "--norm", "instance",
+               "--no-dropout", "--strategy", "multiworker", "--checkpoint-every", "3"]
+
+    def start():
+        return [subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                               "TF_CONFIG": json.dumps(
+                                                   {"cluster": {"worker": hosts},
+                                                    "task": {"type": "worker", "index": i}})},
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for i in range(2)]
+
+    workers = start()
+    steps = tmp_path / "run" / "steps.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and all(w.poll() is None for w in workers):
+        if steps.exists() and len(steps.read_text().splitlines()) > 8:  # 2 checkpoints done
+            break
+        time.sleep(0.1)
+    workers[victim].send_signal(signal.SIGKILL)
+    killed = time.time()
+    survivor = workers[1 - victim]
+    _, err = survivor.communicate(timeout=120)
+    waited = time.time() - killed
+    workers[victim].wait()
+    assert survivor.returncode == 1 and waited < 60, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: worker {victim} ({hosts[victim]}) of the multi-worker run "
+                           "stopped responding"), err[-2000:]
+    assert "Run the same command on every worker to resume" in line
+
+    workers = start()  # the same command on both: resumes, then finishes
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][1][-2000:]
+    assert "Resuming" in outputs[0][0]
+    assert [int(r["epoch"]) for r in history(tmp_path / "run")] == list(range(6))

@@ -104,6 +104,7 @@ def main(argv=None):
     except (OptionError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
+    from pix2pix_tf.distribute import WorkerLost
     from pix2pix_tf.rundir import RunWriteError
     from pix2pix_tf.training import TrainingDiverged, train
 
@@ -114,6 +115,8 @@ def main(argv=None):
                     f"checkpoint in {config.run_dir}/checkpoints.", EXIT_INTERRUPTED)
     except TrainingDiverged as error:
         return fail(error, EXIT_DIVERGED)
+    except WorkerLost as error:
+        return fail(error, EXIT_ERROR)
     except RunWriteError as error:
         return fail(f"{error.strerror} Training stopped; the newest checkpoint in "
                     f"{config.run_dir}/checkpoints is intact. Free space (or fix the folder's "
