@@ -334,17 +334,26 @@ def _resume_point(run_dir, config):
     if partial is not None and partial[0]["epoch"] == epoch:
         partial_state, path = partial  # later than the newest epoch checkpoint: resume from it
         resume = _Resume(epoch, partial_state["step"], path, partial_state)
-    if config.strategy != "multiworker":
-        return resume
+    return _agreed(resume, found, config) if config.strategy == "multiworker" else resume
+
+
+def _agreed(resume, found, config):
+    """``resume`` if every worker of a multi-worker run resumes at the same step, else the
+    newest epoch checkpoint they all have (``found``: this worker's epoch checkpoints)."""
     positions = gather_across_workers(strategy(config.strategy),
                                       resume.epoch * 10 ** 9 + resume.step)
     if len(set(positions)) == 1:
         return resume
     common = min(positions) // 10 ** 9
-    print(f"The workers' newest checkpoints differ (epoch, step: "
-          f"{', '.join(f'{p // 10 ** 9}, {p % 10 ** 9}' for p in positions)}); all resume from "
-          f"epoch {common}, the newest checkpoint every worker has.")
-    return _Resume(common, 0, dict(found).get(common), None)
+    path = dict(found).get(common)
+    listed = ", ".join(f"epoch {p // 10 ** 9} step {p % 10 ** 9}" for p in positions)
+    if common > 0 and path is None:
+        raise ValueError(f"the workers' newest checkpoints differ ({listed}) and this worker no "
+                         f"longer keeps epoch {common}'s; start the run over with --fresh on "
+                         "every worker (or raise --keep-checkpoints next time).")
+    print(f"The workers' newest checkpoints differ ({listed}); all resume from epoch "
+          f"{common}, the newest checkpoint every worker has.")
+    return _Resume(common, 0, path, None)
 
 
 def _load_or_build_model(run_dir, config, resume, train_pairs, steps_per_epoch):
