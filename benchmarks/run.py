@@ -214,7 +214,8 @@ def inference(args):
     with tempfile.TemporaryDirectory() as out:
         reports = export_model(model, out, image_size=(256, 256), calibration=list(images),
                                test_images=images, verbose=False,
-                               tflite=("float32", "float16", "int8"))
+                               formats=["saved_model", "tflite_float32", "tflite_float16",
+                                        "tflite_int8", "onnx"])
     for report in reports:
         row(f"{report.name} (ms/image)", report.latency_ms, "ms/image", baseline=predict_ms)
 

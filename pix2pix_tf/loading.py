@@ -77,7 +77,7 @@ def check_archive(path, limit=None):
             raise DataError(f"{path}: its {entry} holds {size:,} bytes once decompressed, more "
                             f"than the {bound:,} allowed. " + _override(path))
     if "config.json" not in sizes:
-        raise DataError(f"{path}: not a Keras model (no config.json inside).")
+        raise DataError(f"{path}: not a loadable Keras model (no config.json inside).")
     text = _read_entry(path, "config.json")
     try:
         config = json.loads(text)
@@ -102,7 +102,9 @@ def _entry_sizes(path):
         with zipfile.ZipFile(path) as archive:
             return {info.filename: info.file_size for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise DataError(f"{path}: not a .keras file (not a zip archive: {error}).") from None
+        raise DataError(f"{path}: not a loadable Keras model (not a zip archive: {error}). "
+                        "Give a .keras file written by pix2pix_tf (train's model.keras or a "
+                        "checkpoint).") from None
 
 
 def _read_entry(path, name):

@@ -204,7 +204,7 @@ def test_structured_inputs_flow_from_data_to_model_to_export(tmp_path):
     assert not np.allclose(bare, other)  # the condition matters
     out = translate(model, images[0, :15, :13], conditions={"tint": tints[0]})  # any size
     assert out.shape == (15, 13, 3)
-    reports = export_model(model, tmp_path, tflite=("float32",), image_size=(16, 16),
+    reports = export_model(model, tmp_path, ["saved_model", "tflite_float32", "onnx"], image_size=(16, 16),
                            test_images=images, verbose=False)
     assert {r.name for r in reports} == {"saved_model", "tflite_float32", "onnx (opset 17)"}
     assert all("also takes ['tint']" in r.notes[0] for r in reports)
@@ -234,7 +234,7 @@ def test_custom_registered_generator_plugs_into_train_predict_and_export(tmp_pat
     assert predict.main(["--model", str(result["model"]), "--input", str(photo), "--output",
                          str(tmp_path / "out")]) == 0
     assert Image.open(tmp_path / "out" / "photo.png").size == (9, 11)
-    reports = export_model(model, tmp_path / "exports", tflite=("float32",), image_size=(16, 16),
+    reports = export_model(model, tmp_path / "exports", ["saved_model", "tflite_float32", "onnx"], image_size=(16, 16),
                            test_images=x[:2], verbose=False)
     assert all(r.max_abs_diff < 1e-4 for r in reports)
 

@@ -350,7 +350,7 @@ def test_export_takes_instructions_and_matches_keras(trained, tmp_path, caplog):
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
     asks = ["make it sepia", "invert it", "blur it"]
-    reports = export_model(trained, tmp_path, tflite=["float32"], image_size=(16, 16),
+    reports = export_model(trained, tmp_path, ["saved_model", "tflite_float32", "onnx"], image_size=(16, 16),
                            test_images=images, test_conditions={"instruction": asks}, verbose=False,
                            inference_mode="moving_average")
     rows = {r.name.split(" ")[0]: r for r in reports}

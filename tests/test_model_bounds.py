@@ -113,7 +113,7 @@ def test_not_a_zip_and_no_config_are_named(real, tmp_path):
     path, files = real
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(DataError, match=rf"{junk}: not a .keras file"):
+    with pytest.raises(DataError, match=rf"{junk}: not a loadable Keras model \(not a zip"):
         load_model(junk)
     empty = write(tmp_path / "empty.keras", {"metadata.json": files["metadata.json"]})
     with pytest.raises(DataError, match="no config.json inside"):

@@ -169,7 +169,7 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     assert Image.open(tmp_path / "out" / "photo.png").size == (20, 20)
 
     images = photos(3, 16, seed=9).astype(np.float32) / 127.5 - 1
-    reports = export_model(model, tmp_path / "export", tflite=["float32"], onnx=False,
+    reports = export_model(model, tmp_path / "export", ["saved_model", "tflite_float32"],
                            image_size=(16, 16), test_images=images, test_conditions={"instruction": ASKS},
                            inference_mode=model.inference_mode, verbose=False)
     rows = {r.name.split(" ")[0]: r for r in reports}

@@ -114,7 +114,7 @@ def test_save_load_and_export_carry_the_table(trained, tmp_path):
     asks = ["dim the picture", "make it dimmer"]
     np.testing.assert_allclose(loaded.edit(images, asks), trained.edit(images, asks), atol=1e-6)
 
-    reports = export_model(trained, tmp_path / "export", tflite=["float32"],
+    reports = export_model(trained, tmp_path / "export", ["saved_model", "tflite_float32", "onnx"],
                            image_size=(16, 16), test_images=images, test_conditions={"instruction": asks},
                            verbose=False, inference_mode="moving_average")
     rows = {r.name.split(" ")[0]: r for r in reports}

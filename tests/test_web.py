@@ -188,8 +188,8 @@ def translator_pages(runtime, translator, tmp_path_factory):
     out = tmp_path_factory.mktemp("pages")
     pages = {}
     for weights in ("float32", "float16"):
-        reports = export_model(model, out / weights, saved_model=False, tflite=(), onnx=False,
-                               web=True, web_runtime=str(runtime), web_weights=weights,
+        reports = export_model(model, out / weights, ["web"],
+                               web_runtime=str(runtime), web_weights=weights,
                                verbose=False)
         pages[weights] = (out / weights / "web", reports[-1])
     return pages
@@ -205,7 +205,7 @@ def editor(runtime, tmp_path_factory):
     model.compile(default_optimizer(2e-3), default_optimizer(2e-3))
     model.fit(data, epochs=8, verbose=0)
     out = tmp_path_factory.mktemp("editor")
-    export_model(model, out, saved_model=False, tflite=(), onnx=False, web=True,
+    export_model(model, out, ["web"],
                  web_runtime=str(runtime), web_weights="float32", verbose=False)
     return model, out / "web"
 

@@ -13,8 +13,7 @@ from pix2pix_tf.cli.common import (
     model_missing,
     newest,
 )
-from pix2pix_tf.exporters.onnx import WEIGHT_TYPES
-from pix2pix_tf.exporters.tflite import TFLITE_TYPES
+from pix2pix_tf.exporters.targets import DEFAULT_FORMATS, TARGETS, target_options
 from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
@@ -47,17 +46,7 @@ def parser():
     p.add_argument("model", nargs="?",
                    help="a .keras model from pix2pix_tf.train (default: the newest "
                         "runs/*/model.keras), or pretrained:NAME (the authors' models)")
-    p.add_argument("--saved-model", action="store_true", help="TF Serving SavedModel")
-    p.add_argument("--tflite", nargs="*", choices=TFLITE_TYPES,
-                   help=f"TFLite variants (no value: all of {', '.join(TFLITE_TYPES)})")
-    p.add_argument("--onnx", action="store_true", help="ONNX")
-    p.add_argument("--web", action="store_true",
-                   help="a static web page that runs the model in the browser (OUTPUT/web)")
-    p.add_argument("--web-runtime", default="cdn", metavar="cdn|download|PATH",
-                   help="where the page's onnxruntime-web comes from (see below)")
-    p.add_argument("--web-weights", choices=WEIGHT_TYPES, default="float16",
-                   help="how the page's model stores its weights (float16: half the download, "
-                        "the same float32 arithmetic)")
+    _format_flags(p)
     p.add_argument("--serve", action="store_true",
                    help="after --web, serve the page on 127.0.0.1 until Ctrl-C")
     p.add_argument("--port", type=int, default=8000, help="port for --serve")
@@ -93,6 +82,35 @@ def parser():
     return p
 
 
+def _format_flags(p):
+    """A flag per target flag of the table (:data:`pix2pix_tf.exporters.TARGETS`; targets that
+    share one are its values, as ``--tflite float16 int8``), then every target's own options."""
+    groups = {}
+    for target in TARGETS.values():
+        groups.setdefault(target.flag, []).append(target)
+    for flag, members in groups.items():
+        if members[0].variant is None:
+            p.add_argument(f"--{flag}", action="store_true", help=members[0].help)
+        else:
+            variants = [t.variant for t in members]
+            p.add_argument(f"--{flag}", nargs="*", choices=variants,
+                           help=f"{members[0].help} (no value: all of {', '.join(variants)})")
+    for name, option in target_options().items():
+        p.add_argument(f"--{name.replace('_', '-')}", default=option.default,
+                       choices=option.choices, metavar=option.metavar, help=option.help)
+
+
+def asked_formats(args):
+    """The names in TARGETS that the format flags ask for, in the table's order."""
+    names = []
+    for name, target in TARGETS.items():
+        value = getattr(args, target.flag.replace("-", "_"))
+        if value if target.variant is None else (
+                value is not None and (value == [] or target.variant in value)):
+            names.append(name)
+    return names
+
+
 def newest_run_model(root="runs"):
     """The most recently written ``runs/*/model.keras``, or None."""
     return newest("*/model.keras", root)
@@ -107,7 +125,6 @@ def main(argv=None):
     if model_missing(model_path):
         return fail(f"{model_path}: no such model file.", EXIT_BAD_INPUT)
     from pix2pix_tf.data import DataError
-    from pix2pix_tf.exporters import TFLITE_TYPES as TYPES
     from pix2pix_tf.inference import load_model
 
     if args.serve and not args.web:
@@ -116,14 +133,12 @@ def main(argv=None):
         print(f"exporting {model_path} (the newest run's model)")
     if args.dry_run and not args.hub:
         return fail("--dry-run applies to --hub: add --hub USER/REPO.", EXIT_BAD_INPUT)
-    asked = args.saved_model or args.onnx or args.web or args.tflite is not None
-    everything = not (asked or args.hub)
-    tflite = TYPES if everything or args.tflite == [] else tuple(args.tflite or ())
+    asked = asked_formats(args)
+    formats = asked or ([] if args.hub else list(DEFAULT_FORMATS))
     try:
         model = load_model(model_path, args.max_parameters)
-        output, examples, reports = (_export(args, model, model_path, everything, tflite)
-                                     if asked or everything else (_output(args, model_path),
-                                                                  None, []))
+        output, examples, reports = (_export(args, model, model_path, formats) if formats
+                                     else (_output(args, model_path), None, []))
         if args.hub:
             _publish(args, model, model_path, output)
     except (DataError, ValueError) as error:
@@ -162,10 +177,10 @@ def _publish(args, model, model_path, output):
           + ("; --dry-run: nothing uploaded" if args.dry_run else ""))
 
 
-def _export(args, model, model_path, everything, tflite):
-    """Exports ``model`` as ``args`` ask (``everything``: every format; ``tflite``: the TFLite
-    variants), verified on the test examples; returns (output folder, examples or None, the
-    reports of :func:`pix2pix_tf.exporters.export_model`)."""
+def _export(args, model, model_path, formats):
+    """Exports ``model`` to ``formats`` (names in TARGETS), verified on the test examples;
+    returns (output folder, examples or None, the reports of
+    :func:`pix2pix_tf.exporters.export_model`)."""
     from pix2pix_tf.exporters import export_model
     from pix2pix_tf.networks import as_generator
     from pix2pix_tf.tasks import task_of
@@ -174,8 +189,8 @@ def _export(args, model, model_path, everything, tflite):
     trained = getattr(model, "training_config", None) or {}
     side = args.size or trained.get("crop_size") or 256
     size = (side, side)
-    tflite, calibration = _int8_calibration(args, model, task, generator, size, tflite,
-                                            args.calibration_data or trained.get("data"))
+    formats, calibration = _int8_calibration(args, model, task, generator, size, formats,
+                                             args.calibration_data or trained.get("data"))
     examples = task.export_examples(model, size, args.images,
                                     args.test_data or args.calibration_data,
                                     direction=args.direction)
@@ -185,26 +200,24 @@ def _export(args, model, model_path, everything, tflite):
     output = _output(args, model_path)
     mode = args.inference_mode or (
         "deterministic" if model.inference_mode == "paper" else model.inference_mode)
-    reports = export_model(model, output, saved_model=everything or args.saved_model,
-                           tflite=tflite, onnx=everything or args.onnx, web=args.web,
-                           web_runtime=args.web_runtime, web_weights=args.web_weights,
-                           name=args.name,
-                           version=args.version, image_size=size,
-                           inference_mode=mode, calibration=calibration,
+    options = {name: getattr(args, name) for name in target_options()}
+    reports = export_model(model, output, formats, name=args.name, version=args.version,
+                           image_size=size, inference_mode=mode, calibration=calibration,
                            test_images=None if examples is None else examples.images,
                            test_targets=None if examples is None else examples.targets,
-                           test_conditions=None if examples is None else examples.conditions)
+                           test_conditions=None if examples is None else examples.conditions,
+                           **options)
     return output, examples, reports
 
 
-def _int8_calibration(args, model, task, generator, size, tflite, calibration_source):
-    """(the TFLite variants, the full-int8 calibration images or None): full int8 is dropped,
-    with a note, where it cannot be calibrated, unless ``--tflite int8`` asked for it by name
-    (then a DataError says why)."""
+def _int8_calibration(args, model, task, generator, size, formats, calibration_source):
+    """(the formats, the full-int8 calibration images or None): full int8 is dropped, with a
+    note, where it cannot be calibrated, unless ``--tflite int8`` asked for it by name (then a
+    DataError says why)."""
     from pix2pix_tf.data import DataError
 
-    if "int8" not in tflite:
-        return tflite, None
+    if "tflite_int8" not in formats:
+        return formats, None
     asked = bool(args.tflite and "int8" in args.tflite)
     why = None
     if generator.condition_inputs:
@@ -217,12 +230,12 @@ def _int8_calibration(args, model, task, generator, size, tflite, calibration_so
         raise DataError(why)
     if why:
         print(f"note: skipping full-int8 TFLite: {why}")
-        return tuple(k for k in tflite if k != "int8"), None
+        return [f for f in formats if f != "tflite_int8"], None
     calibration = list(task.export_examples(model, size, 100, calibration_source,
                                             "train", args.direction).images)
     if not args.calibration_data:
         print(f"calibrating full-int8 TFLite on the training data {calibration_source}")
-    return tflite, calibration
+    return formats, calibration
 
 
 if __name__ == "__main__":

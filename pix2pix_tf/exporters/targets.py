@@ -1,14 +1,14 @@
 """The table of export targets and :func:`export_model`, which writes and verifies them."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf.exporters.common import ExportError, timed
-from pix2pix_tf.exporters.onnx import ONNX_OPSET, export_onnx, run_onnx
+from pix2pix_tf.exporters.onnx import ONNX_OPSET, WEIGHT_TYPES, export_onnx, run_onnx
 from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
@@ -23,20 +23,37 @@ RUNTIMES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert"}
 
 
 @dataclass(frozen=True)
+class Option:
+    """A target's own setting: its default, and how the export command offers it."""
+
+    default: object
+    help: str
+    choices: tuple = None
+    metavar: str = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One export target: ``write(model, output_dir, job) -> path`` and
     ``run(path, images, conditions) -> (outputs, ms per image)``; ``label`` names its report
-    row."""
+    row. The export command's flag for it is ``--FLAG`` (``flag``); targets sharing a flag are
+    its ``variant`` values (``--tflite float16 int8``). ``options``: its own settings, by name
+    (keywords of :func:`export_model`, ``--name-with-dashes`` on the command line), read from
+    ``job.options``."""
 
     label: str
     write: callable
     run: callable
+    help: str
+    flag: str
+    variant: str = None
+    options: dict = field(default_factory=dict)
     stochastic_ok: bool = False  # can carry the paper's stochastic inference mode
 
 
 @dataclass(frozen=True)
 class Job:
-    """The settings shared by every target of one export."""
+    """The settings shared by every target of one export, and the targets' own ``options``."""
 
     name: str
     version: int
@@ -44,8 +61,7 @@ class Job:
     inference_mode: str
     calibration: object
     metadata: dict
-    web_runtime: str = "cdn"
-    web_weights: str = "float16"
+    options: dict = field(default_factory=dict)
 
 
 def _tflite_target(kind):
@@ -53,7 +69,7 @@ def _tflite_target(kind):
         return export_tflite(model, output_dir / f"{job.name}_{kind}.tflite", kind,
                              job.image_size, job.calibration, inference_mode=job.inference_mode)
 
-    return Target(f"tflite_{kind}", write, run_tflite)
+    return Target(f"tflite_{kind}", write, run_tflite, "TFLite variants", "tflite", kind)
 
 
 TARGETS = {
@@ -62,22 +78,39 @@ TARGETS = {
         lambda model, out, job: export_saved_model(model, out / "saved_model", job.name,
                                                    job.version, job.inference_mode,
                                                    job.metadata),
-        run_saved_model, stochastic_ok=True),
+        run_saved_model, "TF Serving SavedModel", "saved-model", stochastic_ok=True),
     **{f"tflite_{kind}": _tflite_target(kind) for kind in TFLITE_TYPES},
     "onnx": Target(
         f"onnx (opset {ONNX_OPSET})",
         lambda model, out, job: export_onnx(
             model, out / f"{job.name}.onnx", inference_mode=job.inference_mode,
             metadata={"pix2pix_tf": json.dumps(job.metadata, default=str)}),
-        run_onnx),
+        run_onnx, "ONNX", "onnx"),
     "web": Target(
         "web (onnx)",
-        lambda model, out, job: export_web(model, out / "web", runtime=job.web_runtime,
-                                           weights=job.web_weights,
+        lambda model, out, job: export_web(model, out / "web",
+                                           runtime=job.options["web_runtime"],
+                                           weights=job.options["web_weights"],
                                            inference_mode=job.inference_mode,
                                            metadata=job.metadata),
-        run_onnx),  # the browser runs this same file (tests/test_web.py compares the two)
+        run_onnx,  # the browser runs this same file (tests/test_web.py compares the two)
+        "a static web page that runs the model in the browser (OUTPUT/web)", "web",
+        options={"web_runtime": Option("cdn", "where the page's onnxruntime-web comes from "
+                                       "(see below)", metavar="cdn|download|PATH"),
+                 "web_weights": Option("float16", "how the page's model stores its weights "
+                                       "(float16: half the download, the same float32 "
+                                       "arithmetic)", WEIGHT_TYPES)}),
 }
+#: What :func:`export_model` writes when no formats are named: every target but the page.
+DEFAULT_FORMATS = tuple(name for name in TARGETS if name != "web")
+#: The older spelling of formats (``saved_model=True, tflite=[...], onnx=True, web=False``),
+#: still taken by :func:`export_model`.
+LEGACY_FLAGS = ("saved_model", "tflite", "onnx", "web")
+
+
+def target_options():
+    """Every target's own options, by name: ``{name: Option}``."""
+    return {name: option for target in TARGETS.values() for name, option in target.options.items()}
 
 
 def metadata(model, inference_mode):
@@ -89,18 +122,19 @@ def metadata(model, inference_mode):
             "model_config": None if model is generator else model.get_config()}
 
 
-def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, onnx=True,
-                 web=False, web_runtime="cdn", web_weights="float16", name="pix2pix",
-                 version=None, image_size=(256, 256), inference_mode="deterministic",
-                 calibration=None, test_images=None, test_targets=None, test_conditions=None,
-                 verbose=True):
-    """Writes and verifies the requested artifacts. Returns a list of :class:`ArtifactReport`
-    (the first row is Keras itself when there are test images).
+def export_model(model, output_dir, formats=None, *, name="pix2pix", version=None,
+                 image_size=(256, 256), inference_mode="deterministic", calibration=None,
+                 test_images=None, test_targets=None, test_conditions=None, verbose=True,
+                 **options):
+    """Writes and verifies the artifacts ``formats`` names (names in :data:`TARGETS`; default
+    :data:`DEFAULT_FORMATS`, every one but the web page). Returns a list of
+    :class:`ArtifactReport` (the first row is Keras itself when there are test images).
 
+    ``options``: the targets' own settings (:func:`target_options`; the web page's
+    ``web_runtime`` "cdn", "download" or a local onnxruntime-web copy, and ``web_weights``
+    "float16" or "float32"). Code written before ``formats`` may still name them by flags
+    (``saved_model=``, ``tflite=[kinds]``, ``onnx=``, ``web=``).
     ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
-    ``web``: the static page folder ``output_dir/web/`` (:mod:`pix2pix_tf.exporters.web`;
-    ``web_runtime`` "cdn", "download" or a local onnxruntime-web copy, ``web_weights``
-    "float16" or "float32").
     ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
     ``test_conditions``: the model's other inputs for those images, by name, one row per image,
     as the model takes them (an editor's ``{"instruction": strings}``); the task turns them into
@@ -108,7 +142,8 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     editor's ``NAME_vocabulary.txt``) are written too (``Task.write_beside``). The model is left
     in the inference mode it had.
     """
-    names = _target_names(saved_model, tflite, onnx, web, inference_mode)
+    names, options = _formats(formats, options)
+    _check_inference_mode(names, inference_mode)
     output_dir = Path(output_dir)
     _check_writable(output_dir)
     generator = as_generator(model)
@@ -117,7 +152,7 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
         raise ExportError(f"--size {image_size[0]}x{image_size[1]} is not a multiple of the "
                           f"generator's size multiple {multiple}.")
     job = Job(name, version, tuple(image_size), inference_mode, calibration,
-              metadata(model, inference_mode), web_runtime, web_weights)
+              metadata(model, inference_mode), options)
     test_images = calibration if test_images is None else test_images
     unverified = "not verified: no test images"
     task = task_of(model)
@@ -156,18 +191,39 @@ def export_model(model, output_dir, *, saved_model=True, tflite=TFLITE_TYPES, on
     return reports
 
 
-def _target_names(saved_model, tflite, onnx, web, inference_mode):
-    """The names in TARGETS of the artifacts asked for; ExportError for an unknown inference
-    mode, or for the paper's where a target cannot carry it."""
+def _formats(formats, options):
+    """(the target names, the targets' options with their defaults) of an export; TypeError
+    for an unknown format or option."""
+    legacy = {k: options.pop(k) for k in LEGACY_FLAGS if k in options}
+    if legacy and formats is not None:
+        raise TypeError("give formats=[...] or the flags saved_model=, tflite=, onnx=, web=, "
+                        "not both.")
+    if legacy:
+        flags = {**dict(saved_model=True, tflite=TFLITE_TYPES, onnx=True, web=False), **legacy}
+        formats = ((["saved_model"] if flags["saved_model"] else [])
+                   + [f"tflite_{k}" for k in flags["tflite"] or ()]
+                   + (["onnx"] if flags["onnx"] else []) + (["web"] if flags["web"] else []))
+    names = list(DEFAULT_FORMATS if formats is None else formats)
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        raise TypeError(f"unknown export formats {unknown}; choose from {', '.join(TARGETS)}.")
+    known = target_options()
+    extra = sorted(set(options) - set(known))
+    if extra:
+        raise TypeError(f"export_model() got unknown options {extra}; the targets take "
+                        f"{', '.join(known) or 'none'}.")
+    return names, {k: options.get(k, option.default) for k, option in known.items()}
+
+
+def _check_inference_mode(names, inference_mode):
+    """ExportError for an unknown inference mode, or for the paper's where a target cannot
+    carry it."""
     if inference_mode not in INFERENCE_MODES:
         raise ExportError(f"inference_mode must be one of {', '.join(INFERENCE_MODES)}")
-    names = (["saved_model"] if saved_model else []) + [f"tflite_{k}" for k in tflite or ()] \
-        + (["onnx"] if onnx else []) + (["web"] if web else [])
     if inference_mode == "paper" and any(not TARGETS[n].stochastic_ok for n in names):
         raise ExportError("The paper's stochastic inference mode (dropout at test time) can only "
                           "be exported to the SavedModel: TFLite and ONNX cannot carry its random "
                           "ops and RNG state. Export those with --inference-mode deterministic.")
-    return names
 
 
 def _check_writable(output_dir):
