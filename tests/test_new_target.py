@@ -73,3 +73,23 @@ def test_unknown_formats_and_options_are_named_and_old_flags_still_work(target):
                            "web": True})[0] == ["web"]
     with pytest.raises(TypeError, match="not both"):
         _formats(["onnx"], {"onnx": True})
+
+
+def test_one_inference_mode_and_calibration_policy_for_python_and_the_command(tmp_path,
+                                                                             capsys):
+    from pix2pix_tf.exporters.targets import default_inference_mode, int8_calibration
+
+    model = tiny_model(seed=2)
+    assert model.inference_mode == "paper" and default_inference_mode(model) == "deterministic"
+    model.inference_mode = "moving_average"
+    assert default_inference_mode(model) == "moving_average"
+    reports = export_model(model, tmp_path, ["tflite_float32", "tflite_int8"],
+                           image_size=(16, 16), verbose=False)  # no calibration, no data
+    assert [r.name for r in reports] == ["tflite_float32"]
+    assert "skipping full-int8 TFLite: Full-int8 TFLite needs calibration images" in (
+        capsys.readouterr().out)
+    with pytest.raises(ValueError, match="needs calibration images"):
+        int8_calibration(model, ["tflite_int8"], (16, 16), asked=True)
+    model.training_config = {"data": "demo"}  # recorded training data: calibrated on it
+    formats, images = int8_calibration(model, ["tflite_int8"], (16, 16))
+    assert formats == ["tflite_int8"] and len(images) == 100 and images[0].shape == (16, 16, 3)

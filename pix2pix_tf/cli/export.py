@@ -13,7 +13,13 @@ from pix2pix_tf.cli.common import (
     model_missing,
     newest,
 )
-from pix2pix_tf.exporters.targets import DEFAULT_FORMATS, TARGETS, target_options
+from pix2pix_tf.exporters.targets import (
+    DEFAULT_FORMATS,
+    TARGETS,
+    default_inference_mode,
+    int8_calibration,
+    target_options,
+)
 from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
@@ -182,15 +188,15 @@ def _export(args, model, model_path, formats):
     returns (output folder, examples or None, the reports of
     :func:`pix2pix_tf.exporters.export_model`)."""
     from pix2pix_tf.exporters import export_model
-    from pix2pix_tf.networks import as_generator
     from pix2pix_tf.tasks import task_of
 
-    task, generator = task_of(model), as_generator(model)
+    task = task_of(model)
     trained = getattr(model, "training_config", None) or {}
     side = args.size or trained.get("crop_size") or 256
     size = (side, side)
-    formats, calibration = _int8_calibration(args, model, task, generator, size, formats,
-                                             args.calibration_data or trained.get("data"))
+    formats, calibration = int8_calibration(
+        model, formats, size, args.calibration_data,
+        asked=bool(args.tflite and "int8" in args.tflite), direction=args.direction)
     examples = task.export_examples(model, size, args.images,
                                     args.test_data or args.calibration_data,
                                     direction=args.direction)
@@ -198,8 +204,7 @@ def _export(args, model, model_path, formats):
         print("note: no --test-data and no recorded training data: artifacts are written "
               "but not verified.")
     output = _output(args, model_path)
-    mode = args.inference_mode or (
-        "deterministic" if model.inference_mode == "paper" else model.inference_mode)
+    mode = args.inference_mode or default_inference_mode(model)
     options = {name: getattr(args, name) for name in target_options()}
     reports = export_model(model, output, formats, name=args.name, version=args.version,
                            image_size=size, inference_mode=mode, calibration=calibration,
@@ -208,34 +213,6 @@ def _export(args, model, model_path, formats):
                            test_conditions=None if examples is None else examples.conditions,
                            **options)
     return output, examples, reports
-
-
-def _int8_calibration(args, model, task, generator, size, formats, calibration_source):
-    """(the formats, the full-int8 calibration images or None): full int8 is dropped, with a
-    note, where it cannot be calibrated, unless ``--tflite int8`` asked for it by name (then a
-    DataError says why)."""
-    from pix2pix_tf.data import DataError
-
-    if "tflite_int8" not in formats:
-        return formats, None
-    asked = bool(args.tflite and "int8" in args.tflite)
-    why = None
-    if generator.condition_inputs:
-        why = (f"full-int8 TFLite calibrates the image only, but this model also takes "
-               f"{sorted(generator.condition_inputs)}. Use float16 or dynamic_int8.")
-    elif calibration_source is None:
-        why = ("Full-int8 TFLite needs calibration images: pass --calibration-data with "
-               "the training data (a folder, 'demo' or a TFDS name).")
-    if why and asked:
-        raise DataError(why)
-    if why:
-        print(f"note: skipping full-int8 TFLite: {why}")
-        return [f for f in formats if f != "tflite_int8"], None
-    calibration = list(task.export_examples(model, size, 100, calibration_source,
-                                            "train", args.direction).images)
-    if not args.calibration_data:
-        print(f"calibrating full-int8 TFLite on the training data {calibration_source}")
-    return formats, calibration
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ Export targets form one table, :data:`TARGETS` (name -> how to write it, how to 
 
 All of them wrap the generator through one function (:func:`common.translate_function`), take
 the generator's named inputs from its contract, and leave the caller's model in the inference
-mode it had. Inference mode: 'deterministic' by default (dropout off, per-image normalisation,
-so a served batch never mixes its images' statistics). The paper's stochastic mode can be
-exported to the SavedModel only: TFLite and ONNX cannot carry its random ops and RNG state.
+mode it had. Inference mode: the model's own by default, except that the paper's stochastic
+mode becomes 'deterministic' (dropout off, per-image normalisation, so a served batch never
+mixes its images' statistics); :func:`targets.default_inference_mode` is that policy, and
+:func:`targets.int8_calibration` the full-int8 one, for Python and the command alike. The
+paper's stochastic mode can be exported to the SavedModel only: TFLite and ONNX cannot carry
+its random ops and RNG state.
 
 Command line: ``python -m pix2pix_tf.export`` (:mod:`pix2pix_tf.cli.export`); from Python,
 ``pix2pix_tf.export(model, folder)`` (:func:`export_model`).

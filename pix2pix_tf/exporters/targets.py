@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.data.files import DataError
 from pix2pix_tf.exporters.common import ExportError, timed
 from pix2pix_tf.exporters.onnx import ONNX_OPSET, WEIGHT_TYPES, export_onnx, run_onnx
 from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
@@ -108,6 +109,48 @@ DEFAULT_FORMATS = tuple(name for name in TARGETS if name != "web")
 LEGACY_FLAGS = ("saved_model", "tflite", "onnx", "web")
 
 
+def default_inference_mode(model):
+    """The inference mode exports use unless told: the model's own, except the paper's
+    stochastic one (dropout at test time), which becomes 'deterministic' (dropout off, each
+    image normalised by its own statistics), since a served batch must not differ from call to
+    call."""
+    return "deterministic" if model.inference_mode == "paper" else model.inference_mode
+
+
+def int8_calibration(model, formats, size, source=None, asked=False, direction=None):
+    """``(formats, calibration images or None)`` for an export of ``formats``: full-int8
+    TFLite is calibrated on 100 training images of ``source`` (default: the training data the
+    model records). Where that cannot be done (a model with other inputs than the image, or no
+    training data), full int8 is dropped with a note, or, if it was ``asked`` for by name,
+    refused with an :class:`ExportError` saying why. One policy for ``export_model`` and the
+    export command."""
+    if "tflite_int8" not in formats:
+        return list(formats), None
+    generator = as_generator(model)
+    source = source or (getattr(model, "training_config", None) or {}).get("data")
+    why = None
+    if generator.condition_inputs:
+        why = (f"full-int8 TFLite calibrates the image only, but this model also takes "
+               f"{sorted(generator.condition_inputs)}. Use float16 or dynamic_int8.")
+    elif source is None:
+        why = ("Full-int8 TFLite needs calibration images: pass --calibration-data with "
+               "the training data (a folder, 'demo' or a TFDS name), or calibration= in Python.")
+    if why and asked:
+        raise ExportError(why)
+    if why:
+        print(f"note: skipping full-int8 TFLite: {why}")
+        return [f for f in formats if f != "tflite_int8"], None
+    try:
+        examples = task_of(model).export_examples(model, size, 100, source, "train", direction)
+    except DataError as error:
+        if asked:
+            raise
+        print(f"note: skipping full-int8 TFLite: its calibration data is not readable ({error})")
+        return [f for f in formats if f != "tflite_int8"], None
+    print(f"calibrating full-int8 TFLite on the training data {source}")
+    return list(formats), list(examples.images)
+
+
 def target_options():
     """Every target's own options, by name: ``{name: Option}``."""
     return {name: option for target in TARGETS.values() for name, option in target.options.items()}
@@ -123,7 +166,7 @@ def metadata(model, inference_mode):
 
 
 def export_model(model, output_dir, formats=None, *, name="pix2pix", version=None,
-                 image_size=(256, 256), inference_mode="deterministic", calibration=None,
+                 image_size=(256, 256), inference_mode=None, calibration=None,
                  test_images=None, test_targets=None, test_conditions=None, verbose=True,
                  **options):
     """Writes and verifies the artifacts ``formats`` names (names in :data:`TARGETS`; default
@@ -134,7 +177,11 @@ def export_model(model, output_dir, formats=None, *, name="pix2pix", version=Non
     ``web_runtime`` "cdn", "download" or a local onnxruntime-web copy, and ``web_weights``
     "float16" or "float32"). Code written before ``formats`` may still name them by flags
     (``saved_model=``, ``tflite=[kinds]``, ``onnx=``, ``web=``).
-    ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite.
+    ``inference_mode``: default :func:`default_inference_mode` (the model's own, the paper's
+    stochastic one as 'deterministic').
+    ``calibration``: images (H, W, C) in [-1, 1] of ``image_size`` for full-int8 TFLite;
+    default: 100 of the model's recorded training data, else no full int8
+    (:func:`int8_calibration`).
     ``test_images`` / ``test_targets``: real images to verify on (default: calibration images).
     ``test_conditions``: the model's other inputs for those images, by name, one row per image,
     as the model takes them (an editor's ``{"instruction": strings}``); the task turns them into
@@ -143,7 +190,10 @@ def export_model(model, output_dir, formats=None, *, name="pix2pix", version=Non
     in the inference mode it had.
     """
     names, options = _formats(formats, options)
+    inference_mode = inference_mode or default_inference_mode(model)
     _check_inference_mode(names, inference_mode)
+    if calibration is None:
+        names, calibration = int8_calibration(model, names, tuple(image_size))
     output_dir = Path(output_dir)
     _check_writable(output_dir)
     generator = as_generator(model)
