@@ -325,3 +325,24 @@ def test_a_preset_network_option_gives_way_to_a_chosen_network():
     assert preset("quick", generator="resnet_9blocks").up_init == "normal"
     with pytest.raises(ValueError, match="--up-init 'bilinear' does not apply to 'resnet_9blocks'"):
         preset("quick", generator="resnet_9blocks", up_init="bilinear")
+
+
+def test_one_source_mechanism_the_built_ins_registered_like_any_other(monkeypatch):
+    """Arrays, TFDS names and folders are kinds in SOURCE_KINDS like a registered one; a kind
+    registered later is tried before the built-in catch-alls (the folder kind claims any
+    path), and options no kind names are refused."""
+    from pix2pix_tf.data import sources
+
+    assert {"arrays", "tfds", "folder"} <= set(sources.SOURCE_KINDS)
+    assert all(sources.SOURCE_KINDS[k].last for k in ("arrays", "tfds", "folder"))
+    opened = []
+    monkeypatch.setitem(sources.SOURCE_KINDS, "memo", sources.SourceKind(
+        "memo", lambda data: isinstance(data, str) and data.startswith("memo:"),
+        lambda data, split, note=None: opened.append((data, split, note)) or "a source",
+        lambda data, note=None: ["train"], options=("note",)))
+    assert sources.open_source("memo:x", "test", note=1, crop_size=32) == "a source"
+    assert opened == [("memo:x", "test", 1)]  # only its own options reach it
+    assert sources.available_splits("memo:x") == ["train"]
+    assert sources.available_splits("demo") == ["train", "test"]  # the folder kind
+    with pytest.raises(TypeError, match="unknown options colour"):
+        sources.open_source("demo", colour="red")

@@ -359,79 +359,85 @@ def is_tfds_name(source):
 @dataclass(frozen=True)
 class SourceKind:
     """A kind of data that :func:`open_source` recognises: ``claims(data)`` says whether a value
-    is of this kind, ``open(data, split, **options)`` opens one split (given only the
-    ``options`` it names) and ``splits(data)`` lists the splits it has."""
+    is of this kind, ``open(data, split, **options)`` opens one split and ``splits(data,
+    **options)`` lists the splits it has, each given only the ``options`` the kind names."""
 
     name: str
     claims: Callable
     open: Callable
     splits: Callable
     options: tuple = ()
+    last: bool = False  # tried after every other kind (the built-in catch-alls)
 
 
-#: Kinds of data beyond pairs (arrays, folders, TFDS), by name; tried first, in registration
-#: order. The instruction editor registers its records here (:mod:`pix2pix_tf.tasks.instruct`).
+#: Every kind of data, by name: the built-in pairs (arrays, TFDS names, folders and "demo",
+#: registered at the end of this module) and any registered since (the instruction editor's
+#: records, :mod:`pix2pix_tf.tasks.instruct`). :func:`open_source` tries them in registration
+#: order, the ``last`` ones after all others.
 SOURCE_KINDS = {}
 
 
-def register_source(name, claims, open, splits, options=()):
+def register_source(name, claims, open, splits, options=(), last=False):
     """Adds a :class:`SourceKind`, so that :func:`open_source`, :func:`available_splits` and
-    everything above them (training, evaluation, export) read that data."""
-    SOURCE_KINDS[name] = SourceKind(name, claims, open, splits, tuple(options))
+    everything above them (training, evaluation, export) read that data. ``last``: tried after
+    the kinds without it (for kinds that claim broadly, as the folder kind claims any path)."""
+    SOURCE_KINDS[name] = SourceKind(name, claims, open, splits, tuple(options), bool(last))
     return SOURCE_KINDS[name]
 
 
 def _kind_of(source):
-    return next((kind for kind in SOURCE_KINDS.values() if kind.claims(source)), None)
+    ordered = sorted(SOURCE_KINDS.values(), key=lambda kind: kind.last)  # stable
+    kind = next((kind for kind in ordered if kind.claims(source)), None)
+    if kind is None:
+        raise DataError(f"{source!r:.80}: not data pix2pix_tf can read. Give a folder of "
+                        "pairs, 'demo', a TFDS name, a pair of arrays, or a registered kind "
+                        f"({', '.join(SOURCE_KINDS)}).")
+    return kind
 
 
-#: Options of the built-in pair sources (folders, arrays, TFDS).
-PAIR_OPTIONS = ("crop_size", "on_error", "cache", "data_dir")
+def _own(kind, options):
+    """``options`` that ``kind`` names; TypeError for options no kind names."""
+    unknown = sorted(set(options) - {k for each in SOURCE_KINDS.values() for k in each.options})
+    if unknown:
+        raise TypeError(f"open_source() got unknown options {', '.join(unknown)}.")
+    return {k: v for k, v in options.items() if k in kind.options}
 
 
 def open_source(source, split="train", **options):
     """The :class:`PairSource` for what a user gave, the one entry for every kind of data: a
-    PairSource (returned as is), a registered kind (:data:`SOURCE_KINDS`), ``"demo"``, a folder
-    of pairs, a pair of arrays, or a TFDS name (prefix ``tfds:`` to force).
+    PairSource (returned as is) or any kind in :data:`SOURCE_KINDS`: ``"demo"``, a folder of
+    pairs, a pair of arrays, a TFDS name (prefix ``tfds:`` to force), or a registered kind.
 
-    ``options`` go to the kind that opens it: ``crop_size``, ``on_error`` ('raise' or 'skip'),
-    ``cache`` and ``data_dir`` (TFDS) for pairs; a registered kind's own (e.g. ``columns``)."""
+    ``options`` go to the kind that opens it: ``crop_size``, ``on_error`` ('raise' or 'skip')
+    and ``cache`` for folders, ``data_dir`` for TFDS; a registered kind's own (e.g.
+    ``columns``)."""
     if isinstance(source, PairSource):
         return source
     kind = _kind_of(source)
-    if kind is not None:
-        return kind.open(source, split, **{k: v for k, v in options.items()
-                                           if k in kind.options})
-    unknown = sorted(set(options) - set(PAIR_OPTIONS) - {k for kind in SOURCE_KINDS.values()
-                                                         for k in kind.options})
-    if unknown:
-        raise TypeError(f"open_source() got unknown options {', '.join(unknown)}.")
-    if isinstance(source, (tuple, list)):
-        return ArraySource(source)
-    if is_tfds_name(source):
-        return TFDSSource(source, split, data_dir=options.get("data_dir"))
-    return FolderSource(source, split, crop_size=options.get("crop_size"),
-                        on_error=options.get("on_error", "raise"),
-                        cache=options.get("cache", True))
+    return kind.open(source, split, **_own(kind, options))
 
 
-def available_splits(source, data_dir=None):
+def available_splits(source, **options):
     """The splits ``source`` has, among train / val / test (``[]``: one undivided set)."""
-    if isinstance(source, (tuple, list, PairSource)):
+    if isinstance(source, PairSource):
         return []
     kind = _kind_of(source)
-    if kind is not None:
-        return list(kind.splits(source))
-    if is_tfds_name(source):
-        import tensorflow_datasets as tfds
+    return list(kind.splits(source, **_own(kind, options)))
 
-        import pix2pix_tf.data.tfds_pix2pix  # noqa: F401
 
-        name = source[len("tfds:"):] if source.startswith("tfds:") else source
-        try:
-            return [s for s in SPLITS if s in tfds.builder(name, data_dir=data_dir).info.splits]
-        except Exception as error:
-            raise DataError(f"TFDS dataset {name!r}: {error}") from None
+def _tfds_splits(source, data_dir=None):
+    import tensorflow_datasets as tfds
+
+    import pix2pix_tf.data.tfds_pix2pix  # noqa: F401
+
+    name = source[len("tfds:"):] if source.startswith("tfds:") else source
+    try:
+        return [s for s in SPLITS if s in tfds.builder(name, data_dir=data_dir).info.splits]
+    except Exception as error:
+        raise DataError(f"TFDS dataset {name!r}: {error}") from None
+
+
+def _folder_splits(source):
     root = DEMO_DIR if source == "demo" else Path(source).expanduser()
     found = []
     for split in SPLITS:
@@ -442,3 +448,15 @@ def available_splits(source, data_dir=None):
         if Path(folders[0]) in (root / split, root / split / "A", root / "A" / split):
             found.append(split)
     return found
+
+
+# The built-in kinds, registered like any other; tried after every registered one.
+register_source("arrays", lambda data: isinstance(data, (tuple, list)),
+                lambda data, split: ArraySource(data), lambda data: [], last=True)
+register_source("tfds", is_tfds_name,
+                lambda data, split, data_dir=None: TFDSSource(data, split, data_dir=data_dir),
+                _tfds_splits, options=("data_dir",), last=True)
+register_source("folder", lambda data: isinstance(data, (str, os.PathLike)),
+                lambda data, split, crop_size=None, on_error="raise", cache=True: FolderSource(
+                    data, split, crop_size=crop_size, on_error=on_error, cache=cache),
+                _folder_splits, options=("crop_size", "on_error", "cache"), last=True)
