@@ -18,8 +18,9 @@ def test_public_api_is_the_everyday_verbs_and_registries():
     import pix2pix_tf
 
     verbs = {"train": "pix2pix_tf.training", "translate": "pix2pix_tf.networks.tiled",
-             "load_model": "pix2pix_tf.inference", "export": "pix2pix_tf.exporters.targets",
-             "load_paired_dataset": "pix2pix_tf.data.pipeline"}
+             "load_model": "pix2pix_tf.loading", "export": "pix2pix_tf.exporters.targets",
+             "load_paired_dataset": "pix2pix_tf.data.pipeline",
+             "publish": "pix2pix_tf.exporters.hub"}
     for name, module in verbs.items():  # the real functions, not stand-ins
         assert getattr(pix2pix_tf, name).__module__ == module, name
     assert pix2pix_tf.Pix2Pix.task_name == "translate"

@@ -121,7 +121,8 @@ def _usage(repo_id, generator, web):
     lines += ["```", "", "Command line:", "", "```bash",
               f"python -m pix2pix_tf.{'edit' if generator.condition_inputs else 'predict'} "
               f"--model {hub} {inputs} --output out/",
-              f"python -m pix2pix_tf.train --data my_pairs/ --init {hub}   # fine-tune",
+              f"python -m pix2pix_tf.train --data my_pairs/ --init {hub} --run-dir runs/mine"
+              "   # fine-tune",
               f"python -m pix2pix_tf.export {hub} --web --serve              # the web page",
               "```", ""]
     if web:
