@@ -298,7 +298,20 @@ class _Callbacks(NamedTuple):
     ctrl_c: StopOnCtrlC
 
 
+def _check_init_elsewhere(run_dir, config):
+    """ValueError when ``--init`` names this run's own directory (or a file in it): the new
+    run would write over its source."""
+    if config.init is None or str(config.init).startswith(("pretrained:", "hf://")):
+        return
+    source, here = Path(config.init).resolve(), run_dir.resolve()
+    if source == here or here in source.parents:
+        raise ValueError(f"--init {config.init} is in this run's --run-dir {run_dir}: the new "
+                         "run would write over its source. Give it a --run-dir of its own "
+                         "(e.g. --run-dir runs/mine).")
+
+
 def _train(run_dir, config, verbose, train_data, test_data):
+    _check_init_elsewhere(run_dir, config)
     _check_resumable(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 

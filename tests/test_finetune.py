@@ -112,6 +112,10 @@ def test_mismatched_sources_are_refused_naming_both_sides_and_the_fix(source_run
     assert "--task instruct" in err
     with pytest.raises(DataError, match="no such model file"):
         raise_for(tmp_path / "missing.keras", data)
+    # The source's own directory as the new run's: refused before anything is written.
+    assert train_cli.main([*base, "--run-dir", str(source_run)]) == 2
+    assert "is in this run's --run-dir" in capsys.readouterr().err
+    assert (source_run / "model.keras").is_file()
 
 
 def raise_for(source, data):
