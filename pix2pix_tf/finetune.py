@@ -20,7 +20,7 @@ fully convolutional.
 """
 
 from pix2pix_tf.data.files import DataError
-from pix2pix_tf.loading import HUB_PREFIX, PRETRAINED_PREFIX, load_model, resolve
+from pix2pix_tf.loading import PRETRAINED_PREFIX, is_remote, load_model, resolve
 from pix2pix_tf.networks import Generator, as_generator
 from pix2pix_tf.tasks.base import task_of
 
@@ -43,8 +43,7 @@ def initialise(model, config):
     discriminator = _discriminator_verdict(model, trained, source)
     if discriminator == "from the source":
         _copy(trained.discriminator, model.discriminator, source, "discriminator", None)
-    where = str(source) if str(source).startswith((PRETRAINED_PREFIX, HUB_PREFIX)) else str(
-        resolve(source))
+    where = str(source) if is_remote(source) else str(resolve(source))
     config.notes = {**config.notes, "init": {"source": str(source), "file": where,
                                              "discriminator": discriminator}}
     print(f"Starting from {source}: its generator ({len(_learned(generator))} weights); "

@@ -34,6 +34,11 @@ PRETRAINED_PREFIX = "pretrained:"
 #: ``hf://user/repo``: a model saved to the Hugging Face Hub by Keras (``model.save("hf://...")``).
 HUB_PREFIX = "hf://"
 
+
+def is_remote(source):
+    """Whether ``source`` names a model by a prefix (the authors' or the Hub's), not a path."""
+    return str(source).startswith((PRETRAINED_PREFIX, HUB_PREFIX))
+
 #: The most parameters (optimizer slots included) a loaded model may create: 200 million, four
 #: times the paper's unet_256 with its discriminator and Adam's two slots for each, and about
 #: 0.8 GB in float32. ``PIX2PIX_MAX_PARAMETERS`` or ``max_parameters=`` raise it.
@@ -213,7 +218,7 @@ def load_model(source, max_parameters=None):
 
         return load_pretrained(str(source)[len(PRETRAINED_PREFIX):])
     path = resolve(source)
-    label = source if str(source).startswith(HUB_PREFIX) else path
+    label = source if is_remote(source) else path
     limit = parameter_bound(max_parameters)
     check_archive(path, limit)
     try:

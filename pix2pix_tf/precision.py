@@ -75,16 +75,20 @@ def emulated(policy, hardware):
     return None
 
 
-def resolve(choice, hardware=None):
-    """The Keras policy for ``--mixed-precision choice`` (None: float32, as configs written
-    before 'auto' say). An explicit choice is kept, with one printed line where it is
-    emulated."""
+def policy(choice, hardware=None):
+    """The Keras policy that ``--mixed-precision choice`` runs (None: float32, as configs written
+    before 'auto' say), silently."""
     if choice in (None, "float32"):
         return "float32"
-    hardware = hardware or detect()
-    if choice == "auto":
-        return native(hardware)
-    reason = emulated(choice, hardware)
+    return native(hardware or detect()) if choice == "auto" else choice
+
+
+def resolve(choice, hardware=None):
+    """:func:`policy`, with one printed line where an explicit choice is emulated."""
+    chosen = policy(choice, hardware)
+    if choice in (None, "float32", "auto"):
+        return chosen
+    reason = emulated(choice, hardware or detect())
     if reason:
         print(f"note: --mixed-precision {choice} as asked, but {reason}; "
               "--mixed-precision auto picks the fastest native one.")

@@ -61,9 +61,11 @@ from pix2pix_tf.distribute import (
 )
 from pix2pix_tf.evaluation import first_examples
 from pix2pix_tf.finetune import initialise
+from pix2pix_tf.loading import is_remote
 from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.plotting import loss_curves
+from pix2pix_tf.precision import policy as precision_of
 from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
 from pix2pix_tf.schedules import LinearDecay
@@ -167,11 +169,8 @@ def _check_resumable(run_dir, config):
         return
     saved = read_config_file(saved_path)  # a ValueError naming the file if it is damaged
     current = config.to_dict()
-    if saved.get("mixed_precision", "") is None:  # written before "auto": None was float32
-        saved["mixed_precision"] = "float32"
-    if current.get("mixed_precision") == "auto" and saved.get("notes", {}).get(
-            "precision", "float32") == saved.get("mixed_precision"):
-        current["mixed_precision"] = saved["mixed_precision"]  # what auto chose then
+    for values in (saved, current):  # precision as it runs: "auto" or None (older files) too
+        values["mixed_precision"] = precision_of(values.get("mixed_precision"))
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
@@ -301,7 +300,7 @@ class _Callbacks(NamedTuple):
 def _check_init_elsewhere(run_dir, config):
     """ValueError when ``--init`` names this run's own directory (or a file in it): the new
     run would write over its source."""
-    if config.init is None or str(config.init).startswith(("pretrained:", "hf://")):
+    if config.init is None or is_remote(config.init):
         return
     source, here = Path(config.init).resolve(), run_dir.resolve()
     if source == here or here in source.parents:

@@ -79,3 +79,14 @@ def test_console_scripts_name_the_commands_mains():
     assert expected <= set(scripts)
     for name in expected:
         assert callable(scripts[name].load()), name
+
+
+def test_the_commands_cheap_checks_know_the_loaders_remote_prefixes():
+    """cli.common spells the model prefixes itself (its checks run before TensorFlow loads);
+    they must be the loader's."""
+    from pix2pix_tf.cli.common import REMOTE_MODELS, model_missing
+    from pix2pix_tf.loading import HUB_PREFIX, PRETRAINED_PREFIX, is_remote
+
+    assert REMOTE_MODELS == (PRETRAINED_PREFIX, HUB_PREFIX)
+    assert is_remote("hf://a/b") and is_remote("pretrained:sat2map") and not is_remote("m.keras")
+    assert not model_missing("hf://a/b") and model_missing("no/such/model.keras")

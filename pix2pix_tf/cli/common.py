@@ -22,7 +22,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
-#: Model references that name no local file: the authors' models and the Hugging Face Hub.
+#: Model references that name no local file: the authors' models and the Hugging Face Hub
+#: (``pix2pix_tf.loading``'s prefixes, spelt here so that the commands' cheap checks run before
+#: TensorFlow is imported; tests/test_entry_points.py keeps the two equal).
 REMOTE_MODELS = ("pretrained:", "hf://")
 
 

@@ -111,8 +111,11 @@ def asked_formats(args):
     names = []
     for name, target in TARGETS.items():
         value = getattr(args, target.flag.replace("-", "_"))
-        if value if target.variant is None else (
-                value is not None and (value == [] or target.variant in value)):
+        if target.variant is None:
+            asked = bool(value)  # --onnx
+        else:  # --tflite (all variants) or --tflite float16 int8
+            asked = value is not None and (value == [] or target.variant in value)
+        if asked:
             names.append(name)
     return names
 
@@ -174,8 +177,9 @@ def _output(args, model_path):
 def _publish(args, model, model_path, output):
     """``--hub``: the Hub folder in OUTPUT/hub, uploaded unless ``--dry-run``."""
     from pix2pix_tf.exporters.hub import publish
+    from pix2pix_tf.loading import is_remote
 
-    local = None if str(model_path).startswith(("pretrained:", "hf://")) else model_path
+    local = None if is_remote(model_path) else model_path
     folder = publish(model, args.hub, output / "hub", model_path=local,
                      metrics_file=args.metrics, license=args.license,
                      web=output / "web" if args.web else None, dry_run=args.dry_run)

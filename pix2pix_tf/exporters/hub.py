@@ -88,7 +88,7 @@ def model_card(model, repo_id, *, metrics=None, metrics_source=None, license="ot
 def _summary(model, task, generator, trained, card):
     what = ("An instruction editor (image + text instruction -> edited image)"
             if task == "instruct" else "A pix2pix translator (paired image-to-image)")
-    params = sum(int(w.numpy().size) for w in generator.weights)
+    params = generator.count_params()
     lines = [f"{what}, trained with pix2pix_tf (Keras 3 / TensorFlow).", "",
              f"- generator: {trained.get('generator') or card.get('network') or 'unet'}, "
              f"{params:,} parameters; {generator.input_channels}-channel input, "
