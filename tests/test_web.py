@@ -34,6 +34,7 @@ from pix2pix_tf.cli.export import main as export_main
 from pix2pix_tf.cli.serve import main as serve_main
 from pix2pix_tf.data import pair_pipeline
 from pix2pix_tf.exporters import ExportError, export_model
+from pix2pix_tf.exporters.targets import default_inference_mode
 from pix2pix_tf.exporters.web import RUNTIME_FILES, download_runtime, vendor_runtime
 from pix2pix_tf.inference import inference_mode
 from pix2pix_tf.model import default_optimizer
@@ -352,7 +353,7 @@ def test_editor_page_tokenises_as_python_and_edits_as_python(browser, editor, tm
             text = act(page, lambda: page.press("#instruction", "Enter"))
             assert text.startswith("40×32 edited: done in"), text  # a multiple of 8: no pad
             outputs[instruction] = pixels(page)[..., :3]
-            with inference_mode(model, "deterministic"):
+            with inference_mode(model, default_inference_mode(model)):  # the page's mode
                 expected = model.edit(image, instruction)
             assert psnr_u8(outputs[instruction], expected) >= 40, instruction
         screenshot(page, tmp_path, "editor")
