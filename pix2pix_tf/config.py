@@ -116,6 +116,11 @@ class TrainConfig:
     d_spectral_norm: bool = option(False, "spectral normalisation of every discriminator "
                                    "convolution (Miyato 2018; off: paper): a slower-winning D",
                                    "networks")
+    g_options: dict = option(dict, "the generator's own options, those its builder declares "
+                             "beyond the shared fields above (``{'width': 6}``)", "networks",
+                             cli=False)
+    d_options: dict = option(dict, "the discriminator's own options, as g_options",
+                             "networks", cli=False)
     # objective and optimisation
     objective: str = option("L1+cGAN", "a row of the paper's Table 1", "objective",
                             tuple(TABLE1_OBJECTIVES))
@@ -228,8 +233,10 @@ class TrainConfig:
 
     @classmethod
     def create(cls, **values):
-        """A config from shared and task options given by name (see the module docstring)."""
+        """A config from shared, network and task options given by name (see the module
+        docstring)."""
         shared = {f.name for f in dataclasses.fields(cls)}
+        values = _route_network_options(values, shared)
         task = get_task(values.get("task", "translate"))
         own = {k: values.pop(k) for k in list(values) if k not in shared}
         refuse_other_tasks(task, own)
@@ -245,7 +252,10 @@ class TrainConfig:
         return self.epochs + self.epochs_decay
 
     # ---------------------------------------------------------------------- network options
-    #: config field -> builder option, for each network kind
+    #: Shared config field -> builder option, for each network kind: options that several
+    #: networks take, under the names saved configs use. A network's other options need no
+    #: entry: its builder's declaration (:meth:`pix2pix_tf.networks.Entry.declared`) puts
+    #: them in ``g_options`` / ``d_options`` and on the command line.
     GENERATOR_FIELDS = {"ngf": "ngf", "num_downs": "num_downs", "upsampling": "upsampling",
                         "up_init": "up_init", "pixel_head": "pixel_head",
                         "pixel_kernel": "pixel_kernel", "skips": "skips",
@@ -254,7 +264,7 @@ class TrainConfig:
                             "norm": "norm", "d_antialias": "antialias", "d_blurpool": "blurpool",
                             "d_spectral_norm": "spectral_norm"}
 
-    def _network_options(self, table, name, fields):
+    def _network_options(self, table, name, fields, own):
         from pix2pix_tf.networks import options_for
 
         defaults = {f.name: f.default for f in dataclasses.fields(self)
@@ -262,13 +272,20 @@ class TrainConfig:
         values = {option: getattr(self, key) for key, option in fields.items()}
         option_defaults = {option: defaults[key] for key, option in fields.items()}
         flags = {option: "--" + key.replace("_", "-") for key, option in fields.items()}
-        return options_for(table, name, values, option_defaults, label=flags.get)
+        covered = set(fields.values())
+        for key in own:
+            if key in covered:
+                raise ValueError(f"{key!r} is a shared option: give it as "
+                                 f"{flags[key]}, not inside the network's own options.")
+        chosen = options_for(table, name, values, option_defaults, label=flags.get)
+        return {**chosen, **options_for(table, name, own, {}, label=flag)}
 
     def generator_options(self):
         """Options for ``build_generator(self.generator, ...)`` (seed included)."""
         from pix2pix_tf.networks import GENERATORS
 
-        options = self._network_options(GENERATORS, self.generator, self.GENERATOR_FIELDS)
+        options = self._network_options(GENERATORS, self.generator, self.GENERATOR_FIELDS,
+                                        self.g_options)
         return {**options, "seed": self.seed}
 
     def discriminator_options(self):
@@ -277,7 +294,7 @@ class TrainConfig:
         from pix2pix_tf.networks import DISCRIMINATORS
 
         options = self._network_options(DISCRIMINATORS, self.discriminator,
-                                        self.DISCRIMINATOR_FIELDS)
+                                        self.DISCRIMINATOR_FIELDS, self.d_options)
         conditional = TABLE1_OBJECTIVES[self.objective].get("conditional", True)
         return {**options, "seed": self.seed + 1, "conditional": conditional}
 
@@ -326,6 +343,57 @@ class TrainConfig:
             return cls.from_dict(read_config_file(path))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def network_options():
+    """``{option: {(kind, network): (default, help)}}``: what registered networks' builders declare
+    beyond the shared fields, generators' and discriminators' together (the train command's
+    flags for them)."""
+    from pix2pix_tf.networks import declared_options
+
+    merged = {}
+    for kind, fields in (("generator", TrainConfig.GENERATOR_FIELDS),
+                         ("discriminator", TrainConfig.DISCRIMINATOR_FIELDS)):
+        for name, networks in declared_options(kind).items():
+            if name not in fields.values():
+                merged.setdefault(name, {}).update(
+                    {(kind, name): value for name, value in networks.items()})
+    return merged
+
+
+def _route_network_options(values, shared):
+    """``values`` with each option that a registered network's builder declares, and no shared
+    field covers, moved into ``g_options`` / ``d_options`` (of whichever chosen network takes
+    it); one that neither chosen network takes is an :class:`OptionError` naming the networks
+    that do."""
+    from pix2pix_tf.networks import declared_options
+
+    values = dict(values)
+    kinds = (("generator", "g_options", TrainConfig.GENERATOR_FIELDS),
+             ("discriminator", "d_options", TrainConfig.DISCRIMINATOR_FIELDS))
+    declared = {kind: {name: networks for name, networks in declared_options(kind).items()
+                       if name not in fields.values()}
+                for kind, _, fields in kinds}
+    for name in [k for k in values if k not in shared]:
+        takers = {kind: declared[kind].get(name, {}) for kind, _, _ in kinds}
+        if not any(takers.values()):
+            continue  # a task's option, or unknown: the task's check says which
+        value = values.pop(name)
+        chosen = {kind: values.get(kind, _default_of(kind)) for kind, _, _ in kinds}
+        placed = [key for kind, key, _ in kinds if chosen[kind] in takers[kind]]
+        for key in placed:
+            values[key] = {**values.get(key, {}), name: value}
+        if not placed:
+            owners = ", ".join(f"{kind} {network}" for kind, networks in takers.items()
+                               for network in networks)
+            raise OptionError(f"{flag(name)} is an option of {owners}, not of the chosen "
+                              f"{chosen['generator']} and {chosen['discriminator']}. Choose "
+                              f"a network that takes it, or leave {flag(name)} unset.")
+    return values
+
+
+def _default_of(name):
+    return next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
 
 
 def _plain(value):

@@ -1,9 +1,10 @@
 """Train pix2pix: ``python -m pix2pix_tf.train`` (see --help).
 
 Every training flag is derived from the option fields (their help, group and allowed values) of
-:class:`pix2pix_tf.config.TrainConfig` and of every task's ``Options``, so the command line and
-the config cannot disagree; ``--help`` lists each task's options in a group of its own, and an
-option of another task than ``--task`` is refused, naming the task it belongs to.
+:class:`pix2pix_tf.config.TrainConfig` and of every task's ``Options``, and from what the
+registered networks' builders declare, so the command line and the config cannot disagree;
+``--help`` lists each task's options in a group of its own, and an option of another task
+than ``--task`` is refused, naming the task it belongs to.
 """
 
 import argparse
@@ -19,7 +20,7 @@ from pix2pix_tf.cli.common import (
     HelpFormatter,
     fail,
 )
-from pix2pix_tf.config import TrainConfig, preset, presets
+from pix2pix_tf.config import TrainConfig, network_options, preset, presets
 from pix2pix_tf.errors import OptionError
 from pix2pix_tf.options import choices_of
 from pix2pix_tf.tasks import TASKS, get_task
@@ -81,7 +82,31 @@ def parser():
     for task in TASKS.values():
         group = p.add_argument_group(f"--task {task.name} options ({task.summary})")
         _add_options(group, dataclasses.fields(task.Options))
+    _add_network_options(p, p.add_argument_group("networks' own options (declared by their "
+                                                 "builders; for the networks named)"))
     return p
+
+
+def _add_network_options(p, group):
+    """A flag for every option a registered network's builder declares that no shared field
+    covers (:func:`pix2pix_tf.config.network_options`)."""
+    for name, networks in network_options().items():
+        flag = "--" + name.replace("_", "-")
+        if flag in p._option_string_actions:  # a shared or task option of the same name
+            continue
+        (default, help_text), *_ = networks.values()
+        kinds = {}
+        for kind, network in networks:
+            kinds.setdefault(kind, []).append(network)
+        where = "; ".join(f"{kind} {', '.join(names)}" for kind, names in kinds.items())
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                               default=None, help=f"{help_text} ({where}; default: "
+                               f"{'on' if default else 'off'})")
+            continue
+        kind = type(default) if isinstance(default, (int, float)) else str
+        group.add_argument(flag, dest=name, type=kind, default=None,
+                           help=f"{help_text} ({where}; default: {default})")
 
 
 def config_from_args(args):

@@ -41,7 +41,7 @@ from pix2pix_tf.networks.resnet import resnet_generator
 from pix2pix_tf.networks.unet import UPSAMPLING, unet_generator
 
 __all__ = ["DISCRIMINATORS", "GENERATORS", "Generator", "IMAGE", "UPSAMPLING", "as_generator",
-           "build_discriminator", "build_generator", "clone_generator", "image_of",
+           "build_discriminator", "build_generator", "clone_generator", "declared_options", "image_of",
            "multiscale_discriminator", "patchgan_discriminator",
            "receptive_field", "register_discriminator", "register_generator",
            "resnet_generator", "unet_generator"]
@@ -64,6 +64,18 @@ class Entry:
         return [name for name, p in parameters.items()
                 if p.kind == p.KEYWORD_ONLY and name not in self.fixed]
 
+    def declared(self):
+        """``{option: (default, help)}``: the training options the builder declares, i.e. its
+        keyword options with a default, less the fixed ones and those the package supplies
+        itself (:data:`SUPPLIED`). The help is the option's line in the builder's docstring
+        ``Args:`` section. These reach ``TrainConfig`` and the train command with no other
+        entry anywhere (:meth:`pix2pix_tf.config.TrainConfig.create`)."""
+        parameters = inspect.signature(self.builder).parameters
+        helps = _argument_help(inspect.getdoc(self.builder) or "")
+        return {name: (parameters[name].default, helps.get(name, name.replace("_", " ")))
+                for name in self.options()
+                if name not in SUPPLIED and parameters[name].default is not inspect.Parameter.empty}
+
     def build(self, kind, name, *channels, **options):
         for key, value in self.fixed.items():
             if options.get(key, value) != value:
@@ -78,8 +90,45 @@ class Entry:
         return self.builder(*channels, **self.fixed, **options)
 
 
+#: Builder options the package passes itself, never training options: the task's conditioning
+#: hook, seeds, names, whether D sees the input (the objective says), and the fixed image size
+#: that exports to static-shape runtimes ask for.
+SUPPLIED = frozenset({"conditioning", "seed", "name", "conditional", "image_size"})
+
 GENERATORS = {}
 DISCRIMINATORS = {}
+
+
+def _argument_help(doc):
+    """``{argument: first sentence of its text}`` from a Google-style docstring's ``Args:``."""
+    helps, name, inside = {}, None, False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            inside = True
+            continue
+        if not inside:
+            continue
+        if stripped and not line.startswith(" "):  # the next section (Returns:, ...)
+            break
+        head, colon, text = stripped.partition(": ")
+        if colon and line.startswith("    ") and not line.startswith("     ") \
+                and head.isidentifier():
+            name = head
+            helps[name] = text
+        elif name and stripped:
+            helps[name] += " " + stripped
+    return {key: value.split(". ")[0].rstrip(".") for key, value in helps.items()}
+
+
+def declared_options(kind):
+    """``{option: {network name: (default, help)}}`` over every registered ``kind``
+    ('generator' or 'discriminator')."""
+    options = {}
+    for name, entry in (GENERATORS if kind == "generator" else DISCRIMINATORS).items():
+        for option, declaration in entry.declared().items():
+            options.setdefault(option, {})[name] = declaration
+    return options
 
 
 def _register(table, kind, name, builder, summary, small, fixed):
@@ -156,8 +205,10 @@ def options_for(table, name, values, defaults, label=str):
             if value is not None:
                 chosen[key] = value
         elif value is not None and value != defaults.get(key):
+            takes = sorted(label(k) for k in accepted if k in values) or \
+                sorted(label(k) for k in entry.declared())
             raise ValueError(f"{label(key)} {value!r} does not apply to {name!r}, which takes "
-                             f"{', '.join(sorted(label(k) for k in accepted if k in values))}.")
+                             f"{', '.join(takes) or 'no options'}.")
     return chosen
 
 
