@@ -29,9 +29,13 @@ MAX_TEST_PARAMETERS = 2_000_000
 
 
 def pytest_generate_tests(metafunc):
-    """Every registered network, read from the tables once this module (and the generators it
-    registers below) is imported: a newly registered one is tested with no list to update."""
-    for argument, table in (("g_name", GENERATORS), ("d_name", DISCRIMINATORS)):
+    """Every registered network and kind of data, read from the tables once this module (and
+    the generators it registers below) is imported: a newly registered one is tested with no
+    list to update."""
+    from pix2pix_tf.data.sources import SOURCE_KINDS
+
+    for argument, table in (("g_name", GENERATORS), ("d_name", DISCRIMINATORS),
+                            ("source_kind", SOURCE_KINDS)):
         if argument in metafunc.fixturenames:
             metafunc.parametrize(argument, sorted(table))
 
@@ -325,6 +329,33 @@ def test_a_preset_network_option_gives_way_to_a_chosen_network():
     assert preset("quick", generator="resnet_9blocks").up_init == "normal"
     with pytest.raises(ValueError, match="--up-init 'bilinear' does not apply to 'resnet_9blocks'"):
         preset("quick", generator="resnet_9blocks", up_init="bilinear")
+
+
+def test_every_source_kind_opens_lists_and_batches_its_example(source_kind, tmp_path):
+    """A registered kind of data, from its own small example: claimed by that kind and no
+    other, its splits listed and opened, a record in [0, 1], a training batch made."""
+    from pix2pix_tf.data import pair_pipeline, sources
+
+    kind = sources.SOURCE_KINDS[source_kind]
+    assert kind.example is not None, f"register {source_kind!r} with example=... for the tests"
+    data, options = kind.example(tmp_path)
+    assert sources._kind_of(data) is kind
+    splits = sources.available_splits(data, **options)
+    assert set(splits) <= {"train", "val", "test"}
+    for split in splits or ["train"]:
+        source = sources.open_source(data, split, **options)
+        assert len(source) >= 1, split
+        record = source.load(tf.constant(0)) if source.random_access else next(iter(
+            source.stream(None)))
+        a, b = record["a"].numpy(), record["b"].numpy()
+        assert a.ndim == 3 and a.shape[-1] == source.a_channels and b.shape[-1] == \
+            source.b_channels
+        assert a.dtype == b.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    batch = next(iter(pair_pipeline(source, batch_size=1, preprocess="crop", crop_size=16,
+                                    multiple=8)))
+    inputs, targets = batch
+    image = inputs["image"] if isinstance(inputs, dict) else inputs
+    assert image.shape == targets.shape == (1, 16, 16, source.b_channels)
 
 
 def test_one_source_mechanism_the_built_ins_registered_like_any_other(monkeypatch):

@@ -368,6 +368,10 @@ class SourceKind:
     splits: Callable
     options: tuple = ()
     last: bool = False  # tried after every other kind (the built-in catch-alls)
+    #: ``example(folder) -> (data, options)``: a small instance of this kind, written under
+    #: ``folder`` if it needs files, and the options that open it. The contract tests open,
+    #: list and batch every registered kind's (tests/test_contract.py).
+    example: Callable = None
 
 
 #: Every kind of data, by name: the built-in pairs (arrays, TFDS names, folders and "demo",
@@ -377,11 +381,13 @@ class SourceKind:
 SOURCE_KINDS = {}
 
 
-def register_source(name, claims, open, splits, options=(), last=False):
+def register_source(name, claims, open, splits, options=(), last=False, example=None):
     """Adds a :class:`SourceKind`, so that :func:`open_source`, :func:`available_splits` and
     everything above them (training, evaluation, export) read that data. ``last``: tried after
-    the kinds without it (for kinds that claim broadly, as the folder kind claims any path)."""
-    SOURCE_KINDS[name] = SourceKind(name, claims, open, splits, tuple(options), bool(last))
+    the kinds without it (for kinds that claim broadly, as the folder kind claims any path).
+    ``example``: see :attr:`SourceKind.example`."""
+    SOURCE_KINDS[name] = SourceKind(name, claims, open, splits, tuple(options), bool(last),
+                                    example)
     return SOURCE_KINDS[name]
 
 
@@ -450,13 +456,44 @@ def _folder_splits(source):
     return found
 
 
+def example_pairs(folder, splits=(("train", 3), ("test", 1)), size=32):
+    """Writes a miniature folder of pairs (``<split>/<i>.png``, A|B side by side: an image and
+    its negative) under ``folder``; returns ``folder``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in splits:
+        (Path(folder) / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], 1)).save(
+                Path(folder) / split / f"{i}.png")
+    return Path(folder)
+
+
+def _example_arrays(folder):
+    a = np.random.default_rng(0).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+    return (a, 1.0 - a), {}
+
+
+def _example_tfds(folder):
+    from pix2pix_tf.data.tfds_pix2pix import prepare_offline
+
+    root = example_pairs(Path(folder) / "src" / "facades", (("train", 3), ("val", 1),
+                                                            ("test", 1)))
+    return "pix2pix/facades", {"data_dir": str(prepare_offline("facades", root.parent,
+                                                               Path(folder) / "tfds"))}
+
+
 # The built-in kinds, registered like any other; tried after every registered one.
 register_source("arrays", lambda data: isinstance(data, (tuple, list)),
-                lambda data, split: ArraySource(data), lambda data: [], last=True)
+                lambda data, split: ArraySource(data), lambda data: [], last=True,
+                example=_example_arrays)
 register_source("tfds", is_tfds_name,
                 lambda data, split, data_dir=None: TFDSSource(data, split, data_dir=data_dir),
-                _tfds_splits, options=("data_dir",), last=True)
+                _tfds_splits, options=("data_dir",), last=True, example=_example_tfds)
 register_source("folder", lambda data: isinstance(data, (str, os.PathLike)),
                 lambda data, split, crop_size=None, on_error="raise", cache=True: FolderSource(
                     data, split, crop_size=crop_size, on_error=on_error, cache=cache),
-                _folder_splits, options=("crop_size", "on_error", "cache"), last=True)
+                _folder_splits, options=("crop_size", "on_error", "cache"), last=True,
+                example=lambda folder: (str(example_pairs(folder)), {}))

@@ -95,3 +95,20 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
                 raise ValueError(f"{path}: odd width {width}, not an A|B pair")
             yield path.name, {"a": pair[:, : width // 2], "b": pair[:, width // 2 :],
                               "file_name": path.name}
+
+
+def prepare_offline(name, folder, data_dir):
+    """Builds ``pix2pix/NAME`` into ``data_dir`` from ``folder/NAME/<split>/*.jpg|png`` (the
+    archive's layout: A|B side by side), packed as the archive in a manual directory beside it,
+    so that nothing is downloaded; returns ``data_dir``. For datasets you already have unpacked,
+    and for the offline tests."""
+    import tarfile
+    from pathlib import Path
+
+    manual = Path(data_dir) / "manual"
+    manual.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(manual / f"{name}.tar.gz", "w:gz") as archive:
+        archive.add(Path(folder) / name, arcname=name)
+    Pix2pix(config=name, data_dir=str(data_dir)).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    return Path(data_dir)

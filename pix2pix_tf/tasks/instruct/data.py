@@ -467,8 +467,9 @@ def open_instruction_source(data, split="train", *, columns=None, edit_size=128,
     return MetadataSource(text, split, columns=columns)
 
 
-def instruction_splits(data):
-    """The splits instruction data ``data`` has, among train / val / test."""
+def instruction_splits(data, **options):
+    """The splits instruction data ``data`` has, among train / val / test (``options`` open a
+    split, they do not change which exist)."""
     if isinstance(data, PairSource) or hasattr(data, "column_names"):
         return []
     text = str(data)
@@ -497,5 +498,17 @@ def is_instruction_data(data):
         (root / s / "metadata.jsonl").is_file() for s in ("train", "val", "test"))
 
 
+def _example(folder):
+    """``edits:FOLDER`` of three photos (the edits kind's smallest instance)."""
+    photos = Path(folder) / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(
+            photos / f"{i}.png")
+    return f"{EDITS_DATA}:{photos}", {"edit_size": 32}
+
+
 register_source("instructions", is_instruction_data, open_instruction_source,
-                instruction_splits, options=("columns", "edit_size", "seed", "recolour"))
+                instruction_splits, options=("columns", "edit_size", "seed", "recolour"),
+                example=_example)
