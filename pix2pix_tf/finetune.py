@@ -112,6 +112,9 @@ def _settings_hint(trained, config):
     flags = [f"--{name.replace('_', '-')} {recorded[name]}" for name in fields
              if name in recorded and recorded[name] != getattr(config, name, None)
              and name != "inference_mode"]
+    flags += [f"--{name.replace('_', '-')} {value}"  # the network's own options
+              for name, value in (recorded.get("g_options") or {}).items()
+              if config.g_options.get(name) != value]
     return f"train with {' '.join(flags)} (the source's settings)" if flags else None
 
 

@@ -123,3 +123,6 @@ def test_a_run_trains_saves_and_resumes_with_them(tmp_path, capsys):
     assert "'width': 7" in capsys.readouterr().err.split("different settings (g_options: ")[1]
     out = load_model(run / "model.keras").generator(np.zeros((1, 16, 16, 3), "float32"))
     assert out.shape == (1, 16, 16, 3)
+    changed[changed.index("--run-dir") + 1] = str(tmp_path / "fine")
+    assert train_cli.main([*changed, "--init", str(run)]) == 2  # --init names the fix
+    assert "Fix: train with --width 6 (the source's settings)" in capsys.readouterr().err

@@ -161,17 +161,29 @@ register_edit("invert", invert, [
     "flip the colours to their negatives", "show the photo as a negative",
     "turn every pixel into its opposite", "invert the photo", "film negative effect",
 ], ["make it look like a film negative", "invert every pixel", "invert the picture"])
+# Brighter and darker share their attribute words: "brightness", "light" and "exposure" each
+# occur as often in one as in the other (4, 5 and 3 times), each time after a word for more
+# ("increase", "raise", "boost", "add", "more", "up") or for less ("decrease", "lower",
+# "reduce", "cut", "remove", "less", "down"). The direction can then only be read from the
+# polarity word, never from the attribute, so that a held-out pairing of the two ("add
+# brightness": "add" trained only with "light" and "exposure") composes. With the attribute
+# words unbalanced (3 brighter against 4 darker for "brightness") and "add" only in "add some
+# blur", "add brightness" read as darker in every run (benchmarks/NOTES.md).
 register_edit("brighter", brighter, [
     "make it brighter", "brighten it", "lighten the image", "increase the brightness",
     "more light please", "brighten it up", "make it lighter", "raise the exposure",
     "the photo is too dark", "make it bright", "brighter please", "lighten it",
     "boost the brightness", "increase the exposure", "more brightness", "light it up",
+    "turn up the brightness", "add more light", "add some exposure", "boost the light",
+    "raise the light",
 ], ["it is too dark, fix that", "add brightness", "make everything lighter"])
 register_edit("darker", darker, [
     "make it darker", "darken it", "reduce the brightness", "lower the exposure",
     "make it dimmer", "less light please", "darken the image", "turn the brightness down",
     "the photo is too bright", "make it dark", "darker please", "dim the image",
     "decrease the brightness", "tone down the light", "less brightness", "make it dim",
+    "reduce the light", "lower the light", "remove some light", "cut the exposure",
+    "decrease the exposure",
 ], ["it is too bright, tone it down", "make everything darker", "dim it"])
 register_edit("blur", blur, [
     "blur it", "make it blurry", "soften the image", "apply a gaussian blur", "defocus it",
