@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pix2pix_tf import Pix2Pix, patchgan_discriminator, unet_generator  # noqa: E402
-from pix2pix_tf.losses import discriminator_loss, generator_loss  # noqa: E402
+from pix2pix_tf.core.losses import discriminator_loss, generator_loss  # noqa: E402
 
 ROWS = []
 

@@ -133,7 +133,7 @@ def main():
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from pix2pix_tf.webserver import make_server, url_of
+    from pix2pix_tf.cli.webserver import make_server, url_of
 
     work = Path(tempfile.mkdtemp())
     image = work / "photo.png"

@@ -28,16 +28,18 @@ from pix2pix_tf.quiet import import_tensorflow as _import_tensorflow
 
 _import_tensorflow()
 
-from pix2pix_tf.conditioning import Conditioning  # noqa: E402
 from pix2pix_tf.config import TrainConfig, preset  # noqa: E402
+from pix2pix_tf.core.conditioning import Conditioning  # noqa: E402
+from pix2pix_tf.core.layers import INFERENCE_MODES, set_inference_mode  # noqa: E402
+from pix2pix_tf.core.losses import TABLE1_OBJECTIVES  # noqa: E402
+from pix2pix_tf.core.optimizers import FusedAdam  # noqa: E402
+from pix2pix_tf.core.schedules import LinearDecay  # noqa: E402
 from pix2pix_tf.data import DataError, PairSource, load_paired_dataset, scan_pairs  # noqa: E402
 from pix2pix_tf.data.sources import SOURCE_KINDS, open_source, register_source  # noqa: E402
 from pix2pix_tf.exporters import TARGETS  # noqa: E402
 from pix2pix_tf.exporters import export_model as export  # noqa: E402
 from pix2pix_tf.exporters.hub import publish  # noqa: E402
 from pix2pix_tf.inference import load_model, read_image, translate, write_image  # noqa: E402
-from pix2pix_tf.layers import INFERENCE_MODES, set_inference_mode  # noqa: E402
-from pix2pix_tf.losses import TABLE1_OBJECTIVES  # noqa: E402
 from pix2pix_tf.model import Pix2Pix, default_optimizer  # noqa: E402
 from pix2pix_tf.networks import (  # noqa: E402
     DISCRIMINATORS,
@@ -53,12 +55,10 @@ from pix2pix_tf.networks import (  # noqa: E402
     resnet_generator,
     unet_generator,
 )
-from pix2pix_tf.optimizers import FusedAdam  # noqa: E402
-from pix2pix_tf.schedules import LinearDecay  # noqa: E402
 from pix2pix_tf.tasks import TASKS, Task, get_task, register_task, task_of  # noqa: E402
 from pix2pix_tf.tasks.instruct import EDITS, InstructPix2Pix, register_edit  # noqa: E402
 from pix2pix_tf.tasks.translate import PRETRAINED, load_pretrained  # noqa: E402
-from pix2pix_tf.torch_checkpoint import read_state_dict  # noqa: E402
+from pix2pix_tf.tasks.translate.torch_checkpoint import read_state_dict  # noqa: E402
 from pix2pix_tf.training import train  # noqa: E402
 
 __all__ = [

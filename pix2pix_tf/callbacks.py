@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from pix2pix_tf.core.plotting import sample_grid
 from pix2pix_tf.networks import image_of
-from pix2pix_tf.plotting import sample_grid
 from pix2pix_tf.rundir import save_atomically, write_atomically
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
@@ -147,7 +147,7 @@ def _write_history(path, fields, rows):
 
 
 class ValidationSWD(keras.callbacks.Callback):
-    """Adds ``val_swd`` (the sliced Wasserstein texture distance, :mod:`pix2pix_tf.metrics`) to
+    """Adds ``val_swd`` (the sliced Wasserstein texture distance, :mod:`pix2pix_tf.core.metrics`) to
     every epoch's logs that have a validation pass, from the model's ``swd_tracker``, which the
     pass's steps filled. Scored here, once, rather than at every validation step (its result
     sorts every buffered patch) and outside the replicas (its buffer is whole on each). Put it

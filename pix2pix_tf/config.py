@@ -22,11 +22,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pix2pix_tf.core.layers import INFERENCE_MODES, NORMS, UP_INITS
+from pix2pix_tf.core.losses import GAN_MODES, TABLE1_OBJECTIVES
 from pix2pix_tf.data.pipeline import DIRECTIONS, PREPROCESS_MODES
 from pix2pix_tf.distribute import STRATEGIES
 from pix2pix_tf.errors import OptionError
-from pix2pix_tf.layers import INFERENCE_MODES, NORMS, UP_INITS
-from pix2pix_tf.losses import GAN_MODES, TABLE1_OBJECTIVES
 from pix2pix_tf.options import check_choices, flag, option
 from pix2pix_tf.precision import PRECISIONS
 from pix2pix_tf.tasks import TASKS, get_task

@@ -1,8 +1,8 @@
 """Scoring translations against targets: the evaluation every pair task shares.
 
 :func:`evaluate_pairs` reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, the
-grid-artifact and sharpness measures (:class:`pix2pix_tf.metrics.TextureStats`) and ProGAN's
-sliced Wasserstein distance of 7x7 patches (:class:`pix2pix_tf.metrics.SlicedWasserstein`:
+grid-artifact and sharpness measures (:class:`pix2pix_tf.core.metrics.TextureStats`) and ProGAN's
+sliced Wasserstein distance of 7x7 patches (:class:`pix2pix_tf.core.metrics.SlicedWasserstein`:
 ``swd`` in the table, every pyramid level's ``swd_<size>`` and the number of images it scored,
 ``swd_images``, in ``metrics.json``) for each model and for baselines computed in the same run:
 identity (output = input, when channel counts allow) and the other models given (e.g. the same
@@ -19,9 +19,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pix2pix_tf.core.plotting import image_grid
 from pix2pix_tf.data import load_paired_dataset
 from pix2pix_tf.networks import as_generator, image_of
-from pix2pix_tf.plotting import image_grid
 
 COLUMNS = ("l1", "psnr", "ssim", "hist_L", "hist_a", "hist_b", "grid", "sharp", "swd")
 #: Decimals per column where 4 would be noise (SWD is in the hundreds).
@@ -37,7 +37,7 @@ def score(translate, dataset, steps, keep=0):
     ``keep`` outputs (for the sample grid)."""
     from keras.utils import Progbar
 
-    from pix2pix_tf.metrics import (
+    from pix2pix_tf.core.metrics import (
         LabHistogram,
         SlicedWasserstein,
         TextureStats,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import keras
 
-import pix2pix_tf.schedules  # noqa: F401  registers LinearDecay (saved optimizers use it)
+import pix2pix_tf.core.schedules  # noqa: F401  registers LinearDecay (saved optimizers use it)
 import pix2pix_tf.tasks  # noqa: F401  registers every task's model class with Keras
 from pix2pix_tf.callbacks import checkpoints
 from pix2pix_tf.data.files import DataError

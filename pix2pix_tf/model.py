@@ -22,7 +22,7 @@ as the generator's contract (:class:`pix2pix_tf.networks.Generator`) names them:
 input therefore trains, predicts and exports with no change here.
 
 ``call()`` is the translation, ``test_step`` reports L1, PSNR, SSIM and the grid and sharpness
-measures (:class:`pix2pix_tf.metrics.TextureMetric`), and the whole model
+measures (:class:`pix2pix_tf.core.metrics.TextureMetric`), and the whole model
 (both networks, the loss settings, the inference mode, and both optimizers with their state)
 saves to one ``.keras`` file that loads with ``safe_mode=True``.
 """
@@ -33,17 +33,17 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from pix2pix_tf import losses
+from pix2pix_tf.core import losses
+from pix2pix_tf.core.layers import blur, check_inference_mode
+from pix2pix_tf.core.metrics import SWDMetric, TextureMetric, image_scores
+from pix2pix_tf.core.optimizers import FusedAdam
 from pix2pix_tf.data.pipeline import DIRECTIONS
-from pix2pix_tf.layers import blur, check_inference_mode
-from pix2pix_tf.metrics import SWDMetric, TextureMetric, image_scores
 from pix2pix_tf.networks import (
     Generator,
     build_discriminator,
     build_generator,
     image_of,
 )
-from pix2pix_tf.optimizers import FusedAdam
 
 #: The most a model's records (``training_config``, ``model_card``) may hold, as JSON.
 MAX_RECORD_BYTES = 1 << 20
@@ -216,7 +216,7 @@ class Pix2Pix(keras.Model):
         inference_mode: how ``call(training=False)``, ``predict`` and ``evaluate`` treat dropout
             and normalisation: 'paper' (default: dropout on, per-image statistics),
             'deterministic' (dropout off, per-image statistics) or 'moving_average' (Keras'
-            usual BatchNorm running statistics). See :mod:`pix2pix_tf.layers`.
+            usual BatchNorm running statistics). See :mod:`pix2pix_tf.core.layers`.
         seed: integer fixing the default networks' initial weights and dropout masks.
         lambda_feat: weight of pix2pixHD's discriminator feature-matching loss (pix2pixHD: 10).
             0 (default, the paper's objective) leaves it out. It matches the discriminator's
@@ -241,11 +241,11 @@ class Pix2Pix(keras.Model):
             whose verdict turns on faint pixel patterns, such as the lattice it prints.
         r1_every: steps between R1 penalties (lazy regularisation; 1 = every step).
         lambda_ffl: weight of the focal frequency loss (Jiang et al., ICCV 2021:
-            :func:`pix2pix_tf.losses.focal_frequency_loss`); 0 (default, the paper's) leaves it
+            :func:`pix2pix_tf.core.losses.focal_frequency_loss`); 0 (default, the paper's) leaves it
             out. It asks for the targets' spectrum, hard frequencies first, which L1 (blurry)
             and a lattice (one spike) both miss.
         l1_lowpass: compare output and target in the L1 term after a blur and 2x subsampling
-            (:func:`pix2pix_tf.layers.blur`), not pixel by pixel; False (default) is the
+            (:func:`pix2pix_tf.core.layers.blur`), not pixel by pixel; False (default) is the
             paper's. Detail finer than about 4 pixels (texture) cannot be predicted from the
             input to the pixel, so a full-resolution L1 asks for its average, nothing, and
             outweighs the adversarial term that asks for it; with the low-pass L1 that band is
@@ -272,7 +272,7 @@ class Pix2Pix(keras.Model):
             so G sees D before its update. It is a deviation that changes results; it exists for
             speed (one D forward fewer; measured in benchmarks/NOTES.md).
 
-    ``pix2pix_tf.losses.TABLE1_OBJECTIVES`` maps each row of the paper's Table 1 to these
+    ``pix2pix_tf.core.losses.TABLE1_OBJECTIVES`` maps each row of the paper's Table 1 to these
     arguments, e.g. ``Pix2Pix(**TABLE1_OBJECTIVES["L1+GAN"])``.
 
     It is the shared conditional GAN of every task (:mod:`pix2pix_tf.tasks`): a task with

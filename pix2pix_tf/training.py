@@ -50,6 +50,9 @@ from pix2pix_tf.callbacks import (
     truncate_history,
 )
 from pix2pix_tf.config import TrainConfig, checkpoint_interval, preset, read_config_file
+from pix2pix_tf.core.metrics import image_scores
+from pix2pix_tf.core.plotting import loss_curves
+from pix2pix_tf.core.schedules import LinearDecay
 from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.data.sources import op_error_reason
 from pix2pix_tf.distribute import (
@@ -62,13 +65,10 @@ from pix2pix_tf.distribute import (
 from pix2pix_tf.evaluation import first_examples
 from pix2pix_tf.finetune import initialise
 from pix2pix_tf.loading import is_remote
-from pix2pix_tf.metrics import image_scores
 from pix2pix_tf.model import default_optimizer
-from pix2pix_tf.plotting import loss_curves
 from pix2pix_tf.precision import policy as precision_of
 from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
-from pix2pix_tf.schedules import LinearDecay
 
 #: Options that may differ between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "sample_every", "samples", "keep_checkpoints", "notes", "on_error",

@@ -26,8 +26,8 @@ from fuzzing import INTERESTING_INTS, fuzz_settings, memory_bound, mutate_bytes,
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pix2pix_tf import torch_checkpoint
-from pix2pix_tf.torch_checkpoint import LEGACY_MAGIC, CheckpointError, read_state_dict
+from pix2pix_tf.tasks.translate import torch_checkpoint
+from pix2pix_tf.tasks.translate.torch_checkpoint import LEGACY_MAGIC, CheckpointError, read_state_dict
 
 MODULE = Path(torch_checkpoint.__file__)
 FIXTURES = Path(__file__).parent / "fixtures" / "torch_unet"

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from helpers import photos, tiny_editor
 
-from pix2pix_tf import losses
+from pix2pix_tf.core import losses
 from pix2pix_tf.data import DataError, pair_pipeline
 from pix2pix_tf.model import default_optimizer
 from pix2pix_tf.networks import unet_generator

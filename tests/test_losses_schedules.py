@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay
-from pix2pix_tf.losses import discriminator_loss, gan_loss, generator_loss, l1_loss
+from pix2pix_tf.core.losses import discriminator_loss, gan_loss, generator_loss, l1_loss
 
 
 def softplus(v):

@@ -7,11 +7,12 @@ import tensorflow as tf
 from conftest import dataset
 from helpers import max_weight_diff, tiny_model
 
-from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer, losses
+from pix2pix_tf import TABLE1_OBJECTIVES, LinearDecay, Pix2Pix, default_optimizer
 from pix2pix_tf.callbacks import ValidationSWD
+from pix2pix_tf.core import losses
+from pix2pix_tf.core.layers import BatchNorm
+from pix2pix_tf.core.metrics import swd_scores, texture_scores
 from pix2pix_tf.distribute import strategy
-from pix2pix_tf.layers import BatchNorm
-from pix2pix_tf.metrics import swd_scores, texture_scores
 
 
 def test_public_api_is_the_everyday_verbs_and_registries():
@@ -138,7 +139,7 @@ def test_generator_update_sees_the_updated_discriminator(pairs):
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
     manual = tiny_model(dropout=False)
     g, d = manual.generator, manual.discriminator
-    from pix2pix_tf.losses import discriminator_loss, generator_loss
+    from pix2pix_tf.core.losses import discriminator_loss, generator_loss
 
     fake = g(x, training=True)
     with tf.GradientTape() as tape:
@@ -166,7 +167,7 @@ def test_single_pass_option_is_the_tutorial_step(pairs):
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
     manual = tiny_model(dropout=False)
     g, d = manual.generator, manual.discriminator
-    from pix2pix_tf.losses import discriminator_loss, generator_loss
+    from pix2pix_tf.core.losses import discriminator_loss, generator_loss
 
     with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
         fake = g(x, training=True)

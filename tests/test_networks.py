@@ -6,7 +6,7 @@ import pytest
 from helpers import trainable
 
 from pix2pix_tf import patchgan_discriminator, receptive_field, unet_generator
-from pix2pix_tf.layers import BatchNorm, Dropout, InstanceNorm
+from pix2pix_tf.core.layers import BatchNorm, Dropout, InstanceNorm
 
 
 def as_json(config):

@@ -17,7 +17,7 @@ from pix2pix_tf import Pix2Pix
 from pix2pix_tf.inference import inference_mode, load_model
 from pix2pix_tf.networks import as_generator
 from pix2pix_tf.tasks.translate.pretrained import PRETRAINED, PretrainedError, load_pretrained, unet_from_torch
-from pix2pix_tf.torch_checkpoint import LEGACY_MAGIC, CheckpointError, read_state_dict
+from pix2pix_tf.tasks.translate.torch_checkpoint import LEGACY_MAGIC, CheckpointError, read_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "torch_unet"
 FORMATS = ["unet_zip.pth", "unet_legacy.pth"]

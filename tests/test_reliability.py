@@ -45,7 +45,7 @@ def test_a_failed_write_stops_cleanly_and_the_run_resumes(tmp_path, monkeypatch,
 
     monkeypatch.setattr("pix2pix_tf.rundir.write_atomically", failing_write)
     monkeypatch.setattr("pix2pix_tf.callbacks.write_atomically", failing_write)
-    monkeypatch.setattr("pix2pix_tf.plotting.write_atomically", failing_write)
+    monkeypatch.setattr("pix2pix_tf.core.plotting.write_atomically", failing_write)
     assert train_cli.main(args(data, run)) == 1
     err = capsys.readouterr().err
     assert f"cannot write {run}" in err and victim in err and "No space left on device" in err
@@ -57,7 +57,7 @@ def test_a_failed_write_stops_cleanly_and_the_run_resumes(tmp_path, monkeypatch,
 
     monkeypatch.setattr("pix2pix_tf.rundir.write_atomically", real_write)
     monkeypatch.setattr("pix2pix_tf.callbacks.write_atomically", real_write)
-    monkeypatch.setattr("pix2pix_tf.plotting.write_atomically", real_write)
+    monkeypatch.setattr("pix2pix_tf.core.plotting.write_atomically", real_write)
     assert train_cli.main(args(data, run)) == 0
     assert "from epoch_0001.keras" in capsys.readouterr().out
     assert [r["epoch"] for r in history(run)] == ["0", "1"]

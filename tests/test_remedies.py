@@ -10,9 +10,10 @@ import tensorflow as tf
 from conftest import dataset
 from helpers import max_weight_diff, tiny_model
 
-from pix2pix_tf import losses, patchgan_discriminator, unet_generator
+from pix2pix_tf import patchgan_discriminator, unet_generator
 from pix2pix_tf.config import TrainConfig, preset
-from pix2pix_tf.layers import Blur2D, blur
+from pix2pix_tf.core import losses
+from pix2pix_tf.core.layers import Blur2D, blur
 from pix2pix_tf.model import Pix2Pix, cutout_mask
 from pix2pix_tf.networks import as_generator
 from pix2pix_tf.networks.patchgan import receptive_field

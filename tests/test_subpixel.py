@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pix2pix_tf import set_inference_mode, unet_generator
+from pix2pix_tf.core.subpixel import SubpixelConv2DTranspose, replaceable, with_subpixel_upsampling
 from pix2pix_tf.exporters import export_tflite, run_tflite
-from pix2pix_tf.subpixel import SubpixelConv2DTranspose, replaceable, with_subpixel_upsampling
 
 
 @pytest.mark.parametrize("use_bias", [True, False])

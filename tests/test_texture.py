@@ -1,4 +1,4 @@
-"""The texture measures (pix2pix_tf.metrics): ``grid`` and ``sharp`` (TextureStats,
+"""The texture measures (pix2pix_tf.core.metrics): ``grid`` and ``sharp`` (TextureStats,
 TextureMetric) and the sliced Wasserstein distance (SlicedWasserstein, SWDMetric) on real
 photos and on planted defects: real photos score like other real photos, a planted lattice,
 blur and noise do not."""
@@ -8,8 +8,7 @@ import pytest
 import tensorflow as tf
 from skimage import data, filters, io, transform
 
-from pix2pix_tf.data import DEMO_DIR
-from pix2pix_tf.metrics import (
+from pix2pix_tf.core.metrics import (
     SlicedWasserstein,
     SWDMetric,
     TextureMetric,
@@ -19,6 +18,7 @@ from pix2pix_tf.metrics import (
     swd_scores,
     texture_scores,
 )
+from pix2pix_tf.data import DEMO_DIR
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_graph_lattice_masks_follow_lattice_period(height, width):
     """The fine lattice has period x period points less DC at the multiples of size / period;
     the coarse one the 32-px lattice's other points where lattice_period says so, else the
     fine points again."""
-    from pix2pix_tf.metrics import _lattice_masks
+    from pix2pix_tf.core.metrics import _lattice_masks
 
     fine, coarse = (np.asarray(m) for m in _lattice_masks(height, width))
     period, with_32 = lattice_period(height, width)
@@ -266,7 +266,7 @@ def test_metrics_pool_over_replicas(tiles):
 
 # ------------------------------------------------------------------------------ the curves
 def test_loss_curves_plot_every_step_and_each_epochs_validation():
-    from pix2pix_tf.plotting import curves_figure, smoothed
+    from pix2pix_tf.core.plotting import curves_figure, smoothed
 
     steps = [{"step": str(i + 1), "epoch": str(i // 5), "g_l1": str(1.0 / (i + 1)),
               "d_loss": "0.7"} for i in range(10)]
@@ -313,7 +313,7 @@ def test_bilinear_up_init_starts_without_the_checkerboard(photos):
 def test_graph_masks_follow_the_documented_grid_period(height, width):
     """The graph-safe masks put exactly period x period grid points (less the mean) at the
     multiples of size / period that grid_period documents."""
-    from pix2pix_tf.metrics import _grid_masks
+    from pix2pix_tf.core.metrics import _grid_masks
 
     grid, high = (np.asarray(m) for m in _grid_masks(height, width))
     period = grid_period(height, width)

@@ -23,9 +23,9 @@ from pix2pix_tf.cli import evaluate as evaluate_cli
 from pix2pix_tf.cli import export as export_cli
 from pix2pix_tf.cli import predict as predict_cli
 from pix2pix_tf.cli import train as train_cli
-from pix2pix_tf.conditioning import Conditioning, FiLM
+from pix2pix_tf.core.conditioning import Conditioning, FiLM
+from pix2pix_tf.core.layers import SeedSequence
 from pix2pix_tf.data import PairSource, register_source
-from pix2pix_tf.layers import SeedSequence
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.options import check_choices, option
 from pix2pix_tf.tasks import TASKS, Task, register_task

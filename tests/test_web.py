@@ -32,6 +32,7 @@ from PIL import Image
 from pix2pix_tf import TASKS, read_image, translate
 from pix2pix_tf.cli.export import main as export_main
 from pix2pix_tf.cli.serve import main as serve_main
+from pix2pix_tf.cli.webserver import ISOLATION_HEADERS, make_server, url_of
 from pix2pix_tf.data import pair_pipeline
 from pix2pix_tf.exporters import ExportError, export_model
 from pix2pix_tf.exporters.targets import default_inference_mode
@@ -42,7 +43,6 @@ from pix2pix_tf.tasks.instruct.data import EditsSource
 from pix2pix_tf.tasks.instruct.edits import EDITS
 from pix2pix_tf.tasks.instruct.pretrained_text import WordPieceVocabulary
 from pix2pix_tf.tasks.instruct.text import build_vocabulary
-from pix2pix_tf.webserver import ISOLATION_HEADERS, make_server, url_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PIX2PIX_TF_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -435,8 +435,8 @@ def test_export_cli_web_options(translator, tmp_path, capsys):
 def test_onnx_graph_is_fused_to_the_same_function(translator, tmp_path):
     import onnx
 
+    from pix2pix_tf.core.layers import BatchNorm
     from pix2pix_tf.exporters import export_onnx, run_onnx
-    from pix2pix_tf.layers import BatchNorm
 
     model, _ = translator
     norms = sum(isinstance(layer, BatchNorm) for layer in model.generator.layers)

@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from pix2pix_tf.webserver import make_server, url_of
+from pix2pix_tf.cli.webserver import make_server, url_of
 
 
 def main():

@@ -2,8 +2,8 @@
 
 Reports L1, PSNR, SSIM, the paper's Lab colour-histogram intersection, the grid-artifact
 (``grid``: 1 = as clean as the targets) and sharpness (``sharp``: below 1 = blurrier) measures
-of :class:`pix2pix_tf.metrics.TextureStats`, and ProGAN's sliced Wasserstein distance of 7x7
-patches (``swd``, x1e3: 0 = the targets' texture; :class:`pix2pix_tf.metrics.SlicedWasserstein`),
+of :class:`pix2pix_tf.core.metrics.TextureStats`, and ProGAN's sliced Wasserstein distance of 7x7
+patches (``swd``, x1e3: 0 = the targets' texture; :class:`pix2pix_tf.core.metrics.SlicedWasserstein`),
 for the model and for baselines computed in the same run: identity (output = input, when
 channel counts allow) and any ``--compare`` models (e.g. the same generator trained with
 ``--objective L1``). Writes a table (printed, and metrics.json), a side-by-side PNG grid and a
@@ -29,7 +29,7 @@ from pix2pix_tf.cli.common import (
     fail,
     model_missing,
 )
-from pix2pix_tf.layers import INFERENCE_MODES
+from pix2pix_tf.core.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.evaluate --model runs/quick/model.keras --data demo

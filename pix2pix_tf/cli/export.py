@@ -13,6 +13,7 @@ from pix2pix_tf.cli.common import (
     model_missing,
     newest,
 )
+from pix2pix_tf.core.layers import INFERENCE_MODES
 from pix2pix_tf.exporters.targets import (
     DEFAULT_FORMATS,
     TARGETS,
@@ -20,7 +21,6 @@ from pix2pix_tf.exporters.targets import (
     int8_calibration,
     target_options,
 )
-from pix2pix_tf.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.export --tflite                              # newest run, TFLite

@@ -13,7 +13,7 @@ from pix2pix_tf.cli.common import (
     model_missing,
     process_images,
 )
-from pix2pix_tf.layers import INFERENCE_MODES
+from pix2pix_tf.core.layers import INFERENCE_MODES
 
 EXAMPLES = """examples:
   python -m pix2pix_tf.predict --model runs/quick/model.keras --input map.jpg --output out/

@@ -38,7 +38,7 @@ def newest_page(root="exports"):
 
 def serve(folder, port=8000, isolate=True):
     """Serves ``folder`` until Ctrl-C, printing its address; returns the exit code."""
-    from pix2pix_tf.webserver import make_server, url_of
+    from pix2pix_tf.cli.webserver import make_server, url_of
 
     folder = Path(folder)
     if not (folder / "index.html").is_file():

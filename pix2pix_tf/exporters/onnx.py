@@ -23,10 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.core.subpixel import replaceable
 from pix2pix_tf.exporters.common import ExportError, condition_specs, matching, timed
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import IMAGE, as_generator
-from pix2pix_tf.subpixel import replaceable
 
 ONNX_OPSET = 17
 #: How an ONNX file stores its weights (``weights=``).
@@ -120,7 +120,7 @@ def _producers(proto):
 
 
 def fuse_instance_norms(proto):
-    """Replaces each per-image normalisation (:class:`pix2pix_tf.layers.BatchNorm` at inference
+    """Replaces each per-image normalisation (:class:`pix2pix_tf.core.layers.BatchNorm` at inference
     in the 'paper' and 'deterministic' modes: about ten ONNX ops, two of them full-size
     reductions) by one ``InstanceNormalization`` (the same function: per image and channel,
     over height and width, then gamma and beta). Found by the names tf2onnx keeps
@@ -171,7 +171,7 @@ def static_up_convolutions(proto):
     as the full (2H + 2) output, then a ``Slice`` and a ``Pad`` whose bounds about fifteen small
     shape ops compute at every run; for this kernel and stride that crop is always one pixel on
     each side. Call it only for generators whose transposed convolutions are all 4x4, stride-2,
-    'same' (:func:`pix2pix_tf.subpixel.replaceable`). Returns how many were rewritten."""
+    'same' (:func:`pix2pix_tf.core.subpixel.replaceable`). Returns how many were rewritten."""
     from onnx import helper
 
     consumers = {}

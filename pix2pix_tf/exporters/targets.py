@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.core.layers import INFERENCE_MODES
 from pix2pix_tf.data.files import DataError
 from pix2pix_tf.exporters.common import ExportError, timed
 from pix2pix_tf.exporters.onnx import ONNX_OPSET, WEIGHT_TYPES, export_onnx, run_onnx
@@ -15,7 +16,6 @@ from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
 from pix2pix_tf.exporters.web import export_web
 from pix2pix_tf.inference import inference_mode as mode_of
-from pix2pix_tf.layers import INFERENCE_MODES
 from pix2pix_tf.networks import IMAGE, as_generator
 from pix2pix_tf.tasks import task_of
 

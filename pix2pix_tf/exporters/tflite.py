@@ -2,7 +2,7 @@
 shapes: float32, float16, dynamic-range int8, and full int8 calibrated on training images.
 
 The up-convolutions are written as sub-pixel convolutions by default (the same function with
-the same weights; see :mod:`pix2pix_tf.subpixel` and benchmarks/NOTES.md for why).
+the same weights; see :mod:`pix2pix_tf.core.subpixel` and benchmarks/NOTES.md for why).
 """
 
 import os
@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.core.subpixel import with_subpixel_upsampling
 from pix2pix_tf.exporters.common import (
     ExportError,
     condition_specs,
@@ -21,7 +22,6 @@ from pix2pix_tf.exporters.common import (
 )
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import as_generator
-from pix2pix_tf.subpixel import with_subpixel_upsampling
 
 TFLITE_TYPES = ("float32", "float16", "dynamic_int8", "int8")
 FLOAT_TYPES = ("float32", "float16", "dynamic_int8")

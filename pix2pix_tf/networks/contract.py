@@ -20,7 +20,7 @@ fix, before they reach the network's layers.
 
 import keras
 
-from pix2pix_tf.layers import INFERENCE_MODES, set_inference_mode, walk_layers
+from pix2pix_tf.core.layers import INFERENCE_MODES, set_inference_mode, walk_layers
 
 #: The name of the image input every generator has.
 IMAGE = "image"

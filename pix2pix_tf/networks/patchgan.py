@@ -15,7 +15,7 @@ generated output concatenated on the channel axis; the unconditional form (the "
 Table 1) sees only the output image.
 
 Conditions beyond the image enter through ``conditioning`` (a
-:class:`pix2pix_tf.conditioning.Conditioning` hook): it may add inputs, change the input pair
+:class:`pix2pix_tf.core.conditioning.Conditioning` hook): it may add inputs, change the input pair
 (e.g. append an embedding at every pixel) and add a term to every patch's logit (a projection
 discriminator). The instruction editor's matching-aware discriminator is built that way
 (:mod:`pix2pix_tf.tasks.instruct`).
@@ -26,8 +26,8 @@ applied at two or three image scales.
 
 import keras
 
-from pix2pix_tf.conditioning import NONE
-from pix2pix_tf.layers import (
+from pix2pix_tf.core.conditioning import NONE
+from pix2pix_tf.core.layers import (
     Blur2D,
     InputCheck,
     SeedSequence,
@@ -55,9 +55,9 @@ def patchgan_body(x, *, ndf, n_layers, norm, seeds, prefix="", conditioning=NONE
                   antialias=False, spectral_norm=False, blurpool=False):
     """The PatchGAN's layers applied to ``x``. Returns the activations after each block
     (the features of pix2pixHD's feature-matching loss), the last being the logits.
-    ``antialias``: a :class:`~pix2pix_tf.layers.Blur2D` before every stride-2 convolution;
+    ``antialias``: a :class:`~pix2pix_tf.core.layers.Blur2D` before every stride-2 convolution;
     ``blurpool``: every stride-2 convolution at stride 1, then after its activation a strided
-    :class:`~pix2pix_tf.layers.Blur2D` (BlurPool);
+    :class:`~pix2pix_tf.core.layers.Blur2D` (BlurPool);
     ``spectral_norm``: every convolution spectrally normalised (see
     :func:`patchgan_discriminator`)."""
     if antialias and blurpool:
@@ -135,9 +135,9 @@ def patchgan_discriminator(
         n_layers: stride-2 layers; 3 is the 70x70 PatchGAN, 0 the 1x1 PixelGAN.
         norm: 'batch' (paper), 'instance', or 'none'.
         conditional: see ``concat(input, image)`` (cGAN, default) or the image alone (GAN).
-        conditioning: a :class:`pix2pix_tf.conditioning.Conditioning` hook adding inputs
+        conditioning: a :class:`pix2pix_tf.core.conditioning.Conditioning` hook adding inputs
             (after the images) and listening to them (default: none, the paper's).
-        antialias: blur (:class:`~pix2pix_tf.layers.Blur2D`) before every stride-2
+        antialias: blur (:class:`~pix2pix_tf.core.layers.Blur2D`) before every stride-2
             convolution (Zhang, 2019); off in the paper. A deviation against the lattice a
             70x70 PatchGAN's 8-pixel output grid prints into the generator's outputs.
             The blur comes before the first convolution too, so D no longer sees detail

@@ -23,7 +23,7 @@ same function. Trainable parameters for 3 -> 3, ngf 64, batch norm: 11,383,427 (
 
 import keras
 
-from pix2pix_tf.layers import (
+from pix2pix_tf.core.layers import (
     NORMS,
     Dropout,
     ReflectionPad2D,

@@ -21,7 +21,7 @@ weights (:mod:`pix2pix_tf.tasks.translate.pretrained`) run with their own noise.
 count is the same.
 
 Conditions beyond the image (an instruction, a class label) enter through ``conditioning``, a
-:class:`pix2pix_tf.conditioning.Conditioning` hook called after every encoder and decoder block:
+:class:`pix2pix_tf.core.conditioning.Conditioning` hook called after every encoder and decoder block:
 the instruction editor modulates each block with FiLM there (per-block modulation, because the
 skips bypass the 1x1 bottleneck; :mod:`pix2pix_tf.tasks.instruct`). With no hook the network is
 the paper's.
@@ -35,8 +35,8 @@ patterns (reference repository issue #190). It has fewer parameters (3x3 instead
 
 import keras
 
-from pix2pix_tf.conditioning import NONE
-from pix2pix_tf.layers import (
+from pix2pix_tf.core.conditioning import NONE
+from pix2pix_tf.core.layers import (
     NORMS,
     UP_INITS,
     Dropout,
@@ -100,7 +100,7 @@ def unet_generator(
             'bilinear_conv' (the same with a bilinear resize, which adds no blocks of its own).
         up_init: how the transposed convolutions start: 'normal' (paper: N(0, 0.02) taps) or
             'bilinear' (bilinear upsampling times a random channel mix,
-            :class:`pix2pix_tf.layers.BilinearUpsamplingInit`): the same network, without the
+            :class:`pix2pix_tf.core.layers.BilinearUpsamplingInit`): the same network, without the
             checkerboard the random taps paint before training, which short runs keep (a
             GAN's own lattice is another matter: see ``Pix2Pix(d_shift=)``).
         pixel_head: 0 (paper) or the width of a per-pixel head at full resolution: the last
@@ -119,8 +119,8 @@ def unet_generator(
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
-            :mod:`pix2pix_tf.layers`.
-        conditioning: a :class:`pix2pix_tf.conditioning.Conditioning` hook adding inputs
+            :mod:`pix2pix_tf.core.layers`.
+        conditioning: a :class:`pix2pix_tf.core.conditioning.Conditioning` hook adding inputs
             beside ``"image"`` and listening to them after every block (default: none, the
             paper's U-Net).
         seed: integer fixing all initial weights and dropout masks, or ``None``.

@@ -14,7 +14,7 @@ provides (each has a default here, fit for a plain image -> image task):
   model's task), registered with Keras when ``pix2pix_tf`` is imported;
 - :meth:`Task.source_options`: the options its data is opened with (data opens through the one
   entry, :func:`pix2pix_tf.data.open_source`, where a task may register kinds of data);
-- :meth:`Task.conditioning`: the hooks (:class:`pix2pix_tf.conditioning.Conditioning`) through
+- :meth:`Task.conditioning`: the hooks (:class:`pix2pix_tf.core.conditioning.Conditioning`) through
   which its conditions enter the networks, and its model's extra arguments;
 - :meth:`Task.sample_labels`: row labels of the sample grids;
 - :meth:`Task.add_predict_arguments` / :meth:`Task.predictor`: what ``predict`` adds for it;
@@ -31,9 +31,9 @@ import dataclasses
 
 import numpy as np
 
+from pix2pix_tf.core.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.data import available_splits, load_paired_dataset, open_source, pair_pipeline
 from pix2pix_tf.errors import DataError, OptionError
-from pix2pix_tf.losses import TABLE1_OBJECTIVES
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.networks import as_generator, build_discriminator, build_generator, image_of
 from pix2pix_tf.networks.tiled import translate

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.metrics import per_image_metrics
+from pix2pix_tf.core.metrics import per_image_metrics
 from pix2pix_tf.tasks.instruct.edits import EDITS
 
 #: Mean L1 (images in [0, 1]) under which two edits' targets count as the same.
@@ -167,7 +167,7 @@ def confusion_figure(result, path, title="instruction confusion"):
 
 def edit_grid(result, path, title="instruction | input | output | target"):
     """Saves one row per edit: the instruction, the input, the output and the target."""
-    from pix2pix_tf.plotting import image_grid
+    from pix2pix_tf.core.plotting import image_grid
 
     examples = result["examples"]
     columns = [[e[0] * 2 - 1 for e in examples], [e[2] * 2 - 1 for e in examples],

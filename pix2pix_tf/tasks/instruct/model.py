@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf import losses
+from pix2pix_tf.core import losses
 from pix2pix_tf.model import Pix2Pix
 from pix2pix_tf.networks import IMAGE, build_discriminator, build_generator
 from pix2pix_tf.networks.tiled import translate

@@ -21,7 +21,7 @@ change.
 A pretrained encoder (keras-hub, optional; :mod:`.pretrained_text`) can replace the word
 embeddings learned here for the generator.
 
-:class:`TextConditioning` is the :class:`pix2pix_tf.conditioning.Conditioning` hook of both
+:class:`TextConditioning` is the :class:`pix2pix_tf.core.conditioning.Conditioning` hook of both
 networks: FiLM after every U-Net block (and cross-attention at the innermost levels) for the
 generator; a projection term (or text channels at every pixel) for the matching-aware
 discriminator. Every layer here is registered and serialisable, so editors save to ``.keras``
@@ -34,8 +34,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from pix2pix_tf.conditioning import Conditioning, CrossAttention, FiLM, Projection, TileLike
-from pix2pix_tf.layers import SeedSequence
+from pix2pix_tf.core.conditioning import Conditioning, CrossAttention, FiLM, Projection, TileLike
+from pix2pix_tf.core.layers import SeedSequence
 from pix2pix_tf.tasks.instruct.pretrained_text import (
     PretrainedTextEncoder,
     WordPieceVocabulary,
@@ -276,7 +276,7 @@ TEXT_CONDITIONING = ("projection", "concat")
 
 
 class TextConditioning(Conditioning):
-    """The instruction as a :class:`pix2pix_tf.conditioning.Conditioning` hook.
+    """The instruction as a :class:`pix2pix_tf.core.conditioning.Conditioning` hook.
 
     ``role="generator"``: a ``"tokens"`` input, the text encoder (its own seeds, so that the
     image layers get the same weights as the plain U-Net's), then FiLM after every block and

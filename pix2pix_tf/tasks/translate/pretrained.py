@@ -3,7 +3,7 @@
 The reference PyTorch repository publishes five generators (``unet_256``, batch norm, dropout),
 one ``NAME.pth`` each under :data:`BASE_URL`. :func:`load_pretrained` downloads one once into
 Keras' cache folder (``~/.keras/models/pix2pix_tf``, or ``$KERAS_HOME``), reads it with the
-torch-free, pickle-safe :mod:`pix2pix_tf.torch_checkpoint`, and maps its state dict onto this
+torch-free, pickle-safe :mod:`pix2pix_tf.tasks.translate.torch_checkpoint`, and maps its state dict onto this
 package's U-Net, strictly: a missing, extra or mis-shaped tensor is an error naming it.
 ``Pix2Pix.from_pretrained(NAME)`` and ``--model pretrained:NAME`` (predict, evaluate, export) use it.
 
@@ -48,7 +48,7 @@ import numpy as np
 
 from pix2pix_tf.data.files import DataError
 from pix2pix_tf.networks.unet import unet_generator
-from pix2pix_tf.torch_checkpoint import CheckpointError, read_state_dict
+from pix2pix_tf.tasks.translate.torch_checkpoint import CheckpointError, read_state_dict
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
 CACHE_SUBDIR = "models/pix2pix_tf"

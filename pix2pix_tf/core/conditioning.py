@@ -38,7 +38,7 @@ class Conditioning:
 
     def inputs(self, seeds, levels=None):
         """The extra inputs, ``{name: keras.Input}`` (none here). ``seeds`` is the builder's
-        :class:`pix2pix_tf.layers.SeedSequence`; ``levels`` the generator's number of
+        :class:`pix2pix_tf.core.layers.SeedSequence`; ``levels`` the generator's number of
         encoder levels (None for discriminators)."""
         return {}
 

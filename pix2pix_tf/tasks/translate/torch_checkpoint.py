@@ -29,7 +29,7 @@ The older tar format (PyTorch 0.1.x) is not supported; such a file gets an error
 
 Typical use::
 
-    from pix2pix_tf.torch_checkpoint import read_state_dict
+    from pix2pix_tf.tasks.translate.torch_checkpoint import read_state_dict
     tensors = read_state_dict("latest_net_G.pth")   # {"model.model.0.weight": np.ndarray, ...}
 """
 

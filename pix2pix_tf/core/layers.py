@@ -81,7 +81,7 @@ class BilinearUpsamplingInit(keras.initializers.Initializer):
     with ``b = [1, 3, 3, 1] / 4`` and ``m ~ N(0, stddev)``.
 
     With these taps each output pixel phase interpolates its two nearest input pixels with
-    weights 3/4 and 1/4 (:mod:`pix2pix_tf.subpixel` derives the phases), so the untrained
+    weights 3/4 and 1/4 (:mod:`pix2pix_tf.core.subpixel` derives the phases), so the untrained
     decoder paints smooth images; the paper's independent N(0, 0.02) taps give each of the four
     phases its own filter, the checkerboard that early training shows (Odena et al., 2016)
     until the phases learn to agree. The layer, its parameters and every export are the
