@@ -4,7 +4,9 @@ history.csv) into benchmarks/long_run.png and prints them as a table.
 
     python -m pix2pix_tf.train --run-dir runs/long/paper_small --no-d-antialias --g-ema 0 \\
         --d-shift 0 --up-init normal --epochs 11 --epochs-decay 5 --quiet
-    python benchmarks/long_run.py runs/long/paper_small [more run directories]
+    python -m pix2pix_tf.train --run-dir runs/long/quick_long --epochs 11 --epochs-decay 5 \
+        --quiet                                                     # the quick preset
+    python benchmarks/long_run.py runs/long/paper_small runs/long/quick_long
 """
 
 import argparse
