@@ -11,7 +11,10 @@ Rows:
   ``fit/plain-loop speed ratio: R`` (R > 1: fit faster) is the headline. The full run adds the
   speed options (mixed_bfloat16, steps_per_execution, XLA), Keras' own Adam, and batch 4.
 - generator latency per 256x256 image: Keras ``predict`` (baseline), a direct Keras call, the
-  SavedModel, TFLite float32 / float16 / int8 and onnxruntime.
+  SavedModel, TFLite float32 / float16 / int8 and onnxruntime; then the FLOP floor: the
+  generator's multiply-adds (counted from its layer shapes) at this CPU's float32 matmul rate
+  (measured in the same process), and each runtime's time over that floor.
+  ``python benchmarks/run.py --phase inference --quick`` runs this part alone.
 - data pipeline images/s (with jitter) vs a tutorial-style pipeline.
 - peak resident memory of the process that trains with ``fit``.
 """
@@ -197,6 +200,34 @@ def training(args):
         print(f"fit/plain-loop speed ratio: {results[('plain', 1)]['wall'] / fit['wall']:.2f}")
 
 
+def generator_macs(generator):
+    """Multiply-adds of one image through ``generator``'s convolutions (normalisation and
+    activations add a few percent), from the layer shapes of a generator built with a fixed
+    ``image_size``."""
+    macs = 0
+    for layer in generator.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            kh, kw, c_first, c_second = layer.kernel.shape  # Conv2D: (in, out); transposed: (out, in)
+            _, height, width, _ = layer.output.shape
+            if isinstance(layer, keras.layers.Conv2DTranspose):  # one tap per input pixel
+                height, width = height // layer.strides[0], width // layer.strides[1]
+            macs += height * width * kh * kw * c_first * c_second
+    return macs
+
+
+def peak_gflops(n=2048, rounds=5):
+    """This CPU's float32 matrix-multiply rate (GFLOP/s, every core), the best of ``rounds``."""
+    a = tf.random.stateless_uniform((n, n), seed=[0, 1])
+    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+    f()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        f().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
 def inference(args):
     from pix2pix_tf.exporters import export_model
 
@@ -218,6 +249,14 @@ def inference(args):
                                         "tflite_int8", "onnx"])
     for report in reports:
         row(f"{report.name} (ms/image)", report.latency_ms, "ms/image", baseline=predict_ms)
+    fixed = unet_generator(3, 3, seed=0, image_size=(256, 256))  # static shapes to count on
+    macs, gflops = generator_macs(fixed), peak_gflops()
+    floor_ms = 2 * macs / (gflops * 1e9) * 1000
+    row("generator multiply-adds per image (G)", macs / 1e9, "G")
+    row("float32 matmul rate, every core (GFLOP/s)", gflops, "GFLOP/s")
+    row("FLOP floor at that rate (ms/image)", floor_ms, "ms/image")
+    for report in reports:
+        row(f"{report.name} / floor", report.latency_ms / floor_ms, "x")
 
 
 def data(args):
