@@ -66,6 +66,7 @@ from pix2pix_tf.evaluation import first_examples
 from pix2pix_tf.finetune import initialise
 from pix2pix_tf.loading import is_remote
 from pix2pix_tf.model import default_optimizer
+from pix2pix_tf.options import defaults as option_defaults
 from pix2pix_tf.precision import policy as precision_of
 from pix2pix_tf.precision import resolve as resolve_precision
 from pix2pix_tf.rundir import LOCK_NAME, RunLock, RunWriteError
@@ -171,6 +172,9 @@ def _check_resumable(run_dir, config):
     current = config.to_dict()
     for values in (saved, current):  # precision as it runs: "auto" or None (older files) too
         values["mixed_precision"] = precision_of(values.get("mixed_precision"))
+    # an option that a run's config.json lacks did not exist yet: the run had its default
+    defaults = {**option_defaults(TrainConfig), **option_defaults(config.task_object.Options)}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)

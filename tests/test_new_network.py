@@ -126,3 +126,17 @@ def test_a_run_trains_saves_and_resumes_with_them(tmp_path, capsys):
     changed[changed.index("--run-dir") + 1] = str(tmp_path / "fine")
     assert train_cli.main([*changed, "--init", str(run)]) == 2  # --init names the fix
     assert "Fix: train with --width 6 (the source's settings)" in capsys.readouterr().err
+
+
+def test_runs_written_before_network_options_existed_resume(tmp_path):
+    """A config.json without g_options / d_options (any run before them) is the same run as
+    one with them empty; a real difference is still refused."""
+    from pix2pix_tf.training import _check_resumable
+
+    config = preset("quick", run_dir=str(tmp_path))
+    saved = config.to_dict()
+    del saved["g_options"], saved["d_options"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    _check_resumable(tmp_path, config)
+    with pytest.raises(ValueError, match=r"different settings \(ngf: 16 -> 8\)"):
+        _check_resumable(tmp_path, preset("quick", run_dir=str(tmp_path), ngf=8))
