@@ -29,13 +29,14 @@ MAX_TEST_PARAMETERS = 2_000_000
 
 
 def pytest_generate_tests(metafunc):
-    """Every registered network and kind of data, read from the tables once this module (and
-    the generators it registers below) is imported: a newly registered one is tested with no
-    list to update."""
+    """Every registered network, kind of data and task, read from the tables once this module
+    (and the generators it registers below) is imported: a newly registered one is tested with
+    no list to update."""
     from pix2pix_tf.data.sources import SOURCE_KINDS
+    from pix2pix_tf.tasks import TASKS
 
     for argument, table in (("g_name", GENERATORS), ("d_name", DISCRIMINATORS),
-                            ("source_kind", SOURCE_KINDS)):
+                            ("source_kind", SOURCE_KINDS), ("task_name", TASKS)):
         if argument in metafunc.fixturenames:
             metafunc.parametrize(argument, sorted(table))
 
@@ -356,6 +357,41 @@ def test_every_source_kind_opens_lists_and_batches_its_example(source_kind, tmp_
     inputs, targets = batch
     image = inputs["image"] if isinstance(inputs, dict) else inputs
     assert image.shape == targets.shape == (1, 16, 16, source.b_channels)
+
+
+#: Small networks for the task checks (any task's preset, the shared U-Net and PatchGAN).
+SMALL_NETWORKS = dict(generator="unet", num_downs=3, ngf=4, ndf=4, n_layers_d=1, crop_size=16,
+                      load_size=20, batch_size=2)
+
+
+def test_every_task_builds_trains_round_trips_and_exports(task_name, tmp_path):
+    """A registered task, from its default preset with small networks and its default data
+    (bundled for every built-in task): the model trains a step, saves and loads with the same
+    outputs, and exports to ONNX matching Keras, conditions included."""
+    from pix2pix_tf import TASKS
+    from pix2pix_tf.data import pair_pipeline
+    from pix2pix_tf.training import build_model, model_channels, pipeline_options
+
+    task = TASKS[task_name]
+    config = preset(task.default_preset, **SMALL_NETWORKS, run_dir=str(tmp_path / "run"))
+    source = task.open_data(config, config.data, "train")
+    model = build_model(config, *model_channels(config, source), 10, train_source=source)
+    data = pair_pipeline(source, **{**pipeline_options(config),
+                                    "multiple": model.generator.size_multiple}).take(1)
+    model.fit(data, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    examples = task.export_examples(again, (16, 16), 2)  # the task's own real examples
+    inputs = {"image": examples.images,
+              **task.network_conditions(again, examples.conditions)}
+    for one in (model, again):
+        one.inference_mode = "deterministic"
+    assert np.array_equal(model.generator(inputs, training=False),
+                          again.generator(inputs, training=False))
+    reports = export_model(again, tmp_path / "out", ["onnx"], image_size=(16, 16),
+                           test_images=examples.images, test_conditions=examples.conditions,
+                           verbose=False)
+    assert reports[-1].max_abs_diff < 1e-4, reports[-1]
 
 
 def test_one_source_mechanism_the_built_ins_registered_like_any_other(monkeypatch):
