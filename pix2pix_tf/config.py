@@ -357,7 +357,7 @@ def network_options():
         for name, networks in declared_options(kind).items():
             if name not in fields.values():
                 merged.setdefault(name, {}).update(
-                    {(kind, name): value for name, value in networks.items()})
+                    {(kind, network): value for network, value in networks.items()})
     return merged
 
 
@@ -374,7 +374,8 @@ def _route_network_options(values, shared):
     declared = {kind: {name: networks for name, networks in declared_options(kind).items()
                        if name not in fields.values()}
                 for kind, _, fields in kinds}
-    for name in [k for k in values if k not in shared]:
+    task_own = set(get_task(values.get("task", "translate")).option_names())
+    for name in [k for k in values if k not in shared and k not in task_own]:
         takers = {kind: declared[kind].get(name, {}) for kind, _, _ in kinds}
         if not any(takers.values()):
             continue  # a task's option, or unknown: the task's check says which
