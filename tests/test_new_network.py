@@ -140,3 +140,20 @@ def test_runs_written_before_network_options_existed_resume(tmp_path):
     _check_resumable(tmp_path, config)
     with pytest.raises(ValueError, match=r"different settings \(ngf: 16 -> 8\)"):
         _check_resumable(tmp_path, preset("quick", run_dir=str(tmp_path), ngf=8))
+
+
+def test_a_tasks_option_wins_over_a_networks_of_the_same_name(monkeypatch):
+    """The instruction editor's ``text_dim`` stays the task's even where a registered network
+    also declares a ``text_dim`` of its own."""
+    def wordy(input_channels=3, output_channels=3, *, text_dim=4, seed=None):
+        """A generator declaring a task's option name."""
+        return two_conv(input_channels, output_channels, seed=seed)
+
+    monkeypatch.setitem(GENERATORS, "wordy", GENERATORS["two_conv"].__class__(wordy, {}, "w"))
+    from pix2pix_tf.config import _route_network_options
+
+    routed = _route_network_options({"task": "instruct", "generator": "wordy", "text_dim": 8},
+                                    shared={"task", "generator"})
+    assert routed == {"task": "instruct", "generator": "wordy", "text_dim": 8}
+    assert _route_network_options({"generator": "wordy", "text_dim": 8}, {"generator"}) == \
+        {"generator": "wordy", "g_options": {"text_dim": 8}}  # translate has no text_dim
