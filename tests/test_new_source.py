@@ -62,7 +62,7 @@ def registered():
     del SOURCE_KINDS["npz"]
 
 
-def test_train_and_evaluate_read_the_registered_kind(tmp_path, capsys):
+def test_train_and_evaluate_read_the_registered_kind(tmp_path):
     data, _ = npz_example(tmp_path)
     run = tmp_path / "run"
     code = train_cli.main(["--data", data, "--run-dir", str(run), "--epochs", "1",
