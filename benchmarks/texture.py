@@ -77,6 +77,13 @@ EXPERIMENTS = {
     "lowpass_bc_head3": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass",
                          "--upsampling", "bilinear_conv", "--up-init", "normal",
                          "--pixel-head", "16", "--pixel-kernel", "3"],
+    # Round 6: the transposed convolutions kept (their stride-2 taps are where the low-pass
+    # rows' fine detail came from) but their four output phases held at one gain
+    # (--up-phases balanced), the freedom a fixed lattice needs.
+    "lowpass_pb": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--up-phases",
+                   "balanced"],
+    "lambda100_pb": ["--lambda-l1", "100", "--d-shift", "32", "--up-phases", "balanced"],
+    "l1_pb": ["--objective", "L1", "--lambda-l1", "300", "--up-phases", "balanced"],
 }
 
 KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")

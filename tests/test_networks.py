@@ -202,3 +202,55 @@ def test_pixel_head_adds_a_full_resolution_path_that_sees_the_input():
     assert headed(x).shape == (1, 16, 16, 3)
     with pytest.raises(ValueError, match="pixel_head must be >= 0"):
         unet_generator(pixel_head=-1)
+
+
+def test_colour_transform_starts_at_the_identity_and_holds_affine_colour_maps_exactly(tmp_path):
+    from pix2pix_tf.core.layers import ColourTransform
+    from pix2pix_tf.tasks.instruct.edits import EDITS
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    layer = ColourTransform(3)
+    zero = np.zeros((2, 8, 8, 12), "float32")
+    np.testing.assert_allclose(layer([zero, x]), x, atol=1e-6)  # no coefficients: the input
+    # grayscale in [-1, 1]: every output channel the luma of the input, the offset zero
+    luma = np.array([0.2989, 0.5870, 0.1140], "float32")
+    matrix = np.tile(np.append(luma, 0.0), (3, 1)) - np.eye(3, 4, dtype="float32")
+    coefficients = np.broadcast_to(matrix.reshape(-1), (2, 8, 8, 12))
+    expected = EDITS["grayscale"].target(x).numpy()
+    np.testing.assert_allclose(layer([coefficients, x]), expected, atol=2e-3)
+    # the offset column reaches any colour, and the output stays in [-1, 1]
+    offset = np.zeros((3, 4), "float32")
+    offset[:, 3] = 5.0
+    shifted = layer([np.broadcast_to(offset.reshape(-1), (2, 8, 8, 12)), x]).numpy()
+    assert shifted.max() == 1.0 and shifted.min() >= -1.0
+
+    generator = unet_generator(ngf=4, num_downs=3, pixel_head=8, colour_transform=True, seed=0,
+                               inference_mode="deterministic")
+    assert generator.get_layer("pixel_out_conv").output.shape[-1] == 12  # 3 x (3 + 1)
+    assert "output_tanh" not in {layer.name for layer in generator.layers}
+    y = generator(x, training=False).numpy()
+    assert np.abs(y - x).mean() < 0.1  # starts near the identity, unlike the tanh head
+    path = tmp_path / "colour.keras"
+    generator.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(x, training=False), y)
+
+
+def test_colour_transform_exports_to_onnx_and_tflite_as_the_same_function(tmp_path):
+    from pix2pix_tf import Pix2Pix
+    from pix2pix_tf.exporters.onnx import export_onnx, run_onnx
+    from pix2pix_tf.exporters.tflite import export_tflite, run_tflite
+    from pix2pix_tf.inference import inference_mode
+
+    generator = unet_generator(ngf=4, num_downs=3, pixel_head=8, colour_transform=True, seed=1,
+                               inference_mode="deterministic")
+    model = Pix2Pix(generator, None, lambda_gan=0.0)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    with inference_mode(model, "deterministic"):  # what exports compute
+        expected = generator(x, training=False).numpy()
+    onnx_out, _ = run_onnx(export_onnx(model, tmp_path / "c.onnx", upsampling="subpixel"), x)
+    tflite_out, _ = run_tflite(export_tflite(model, tmp_path / "c.tflite",
+                                             image_size=(16, 16)), x)
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-4)
+    np.testing.assert_allclose(tflite_out, expected, atol=1e-4)

@@ -3,6 +3,7 @@ TextureMetric) and the sliced Wasserstein distance (SlicedWasserstein, SWDMetric
 photos and on planted defects: real photos score like other real photos, a planted lattice,
 blur and noise do not."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -307,6 +308,49 @@ def test_bilinear_up_init_starts_without_the_checkerboard(photos):
     expected = np.outer(taps, taps)[:, :, None, None] / taps[1] ** 2
     np.testing.assert_allclose(kernel / kernel[1:2, 1:2], np.broadcast_to(expected, kernel.shape),
                                rtol=1e-5)
+
+
+def phase_sums(kernel):
+    """The four output phases' gains of a 4x4 stride-2 kernel, per channel pair."""
+    return np.asarray(kernel).reshape(2, 2, 2, 2, *kernel.shape[2:]).sum(axis=(0, 2))
+
+
+def test_balanced_phases_start_and_stay_flat_through_training_and_saving(photos, tmp_path):
+    """up_phases='balanced' holds every up-convolution's four phase gains equal: from the
+    random start (no checkerboard, unlike the same start free), after optimizer steps (the
+    constraint), and in the saved model; flat inputs come out flat."""
+    from pix2pix_tf import Pix2Pix, unet_generator
+
+    scores, generators = {}, {}
+    for phases in ("free", "balanced"):
+        generators[phases] = unet_generator(ngf=8, up_phases=phases, seed=0,
+                                            inference_mode="deterministic")
+        scores[phases] = texture_scores(photos, np.asarray(generators[phases](photos)))["grid"]
+    assert scores["free"] > 5.0 and scores["balanced"] < 1.5, scores
+    spread = np.ptp(phase_sums(generators["free"].get_layer("up3_conv").kernel), axis=(0, 1))
+    assert spread.max() > 0.05  # the free start's phases differ
+
+    generator = unet_generator(ngf=4, num_downs=4, up_phases="balanced", norm="none",
+                               dropout=False, seed=1, inference_mode="deterministic")
+    model = Pix2Pix(generator, None, lambda_gan=0.0)
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    before = np.asarray(generator.get_layer("output_conv").kernel).copy()
+    model.fit(x, np.flip(x, axis=2), epochs=3, batch_size=2, verbose=0)
+    for layer in ("up1_conv", "up2_conv", "up3_conv", "output_conv"):
+        kernel = generator.get_layer(layer).kernel
+        assert np.ptp(phase_sums(kernel), axis=(0, 1)).max() < 1e-5, layer
+    assert np.abs(np.asarray(generator.get_layer("output_conv").kernel) - before).max() > 1e-4
+    flat = generator(np.full((1, 32, 32, 3), 0.3, "float32")).numpy()[0, 8:24, 8:24]
+    assert flat.std(axis=(0, 1)).max() < 1e-5  # away from the zero padding's border
+
+    path = tmp_path / "balanced.keras"
+    generator.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("up1_conv").kernel_constraint).__name__ == "BalancedPhases"
+    np.testing.assert_array_equal(loaded(x), generator(x))
+    with pytest.raises(ValueError, match="up_phases applies to transposed convolutions"):
+        unet_generator(upsampling="resize_conv", up_phases="balanced")
 
 
 @pytest.mark.parametrize("height, width", [(256, 256), (64, 48), (16, 24), (100, 37), (8, 8)])

@@ -106,11 +106,61 @@ class BilinearUpsamplingInit(keras.initializers.Initializer):
         return {"stddev": self.stddev, "seed": self.seed}
 
 
-def up_conv_init(seeds, up_init="normal"):
-    """The kernel initializer of a 4x4 stride-2 transposed convolution (see :data:`UP_INITS`)."""
-    if up_init == "bilinear":
-        return BilinearUpsamplingInit(seed=seeds.next())
-    return conv_init(seeds)
+def up_conv_init(seeds, up_init="normal", balanced=False):
+    """The kernel initializer of a 4x4 stride-2 transposed convolution (see :data:`UP_INITS`);
+    ``balanced``: projected by :class:`BalancedPhases`, the constraint it will train under."""
+    init = (BilinearUpsamplingInit(seed=seeds.next()) if up_init == "bilinear"
+            else conv_init(seeds))
+    return BalancedPhasesInit(init) if balanced else init
+
+
+#: How the up-convolutions' four output phases may differ: 'free' (paper) or 'balanced'.
+UP_PHASES = ("free", "balanced")
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class BalancedPhases(keras.constraints.Constraint):
+    """Keeps a stride-2 transposed convolution's four output phases at one gain.
+
+    A stride-2 transposed convolution computes each output pixel phase (even or odd row and
+    column) with its own sub-kernel: the taps whose kernel row and column have that parity. Where
+    the four sub-kernels sum to different gains, a flat input comes out as a 2-pixel
+    checkerboard, and a stack of such layers prints a lattice of period 2, 4, ... 2^k (Odena et
+    al., 2016): the one thing in the paper's U-Net that ties the output to a fixed grid. This
+    constraint projects the kernel, after every optimizer step, onto the kernels whose four
+    sub-kernels have the same sum for every input-output channel pair (the mean of the four):
+    each sub-kernel's taps move by an equal share of its excess. Flat regions then stay flat
+    at every layer, and the network keeps every other freedom of its sub-kernels (Sugawara et
+    al., 2019, make the same condition hold by construction). The projection is linear and
+    exact, and the layer stays a plain ``Conv2DTranspose``, so exports are unchanged.
+    """
+
+    def __call__(self, kernel):
+        height, width, out_channels, in_channels = kernel.shape
+        grouped = ops.reshape(kernel, (height // 2, 2, width // 2, 2, out_channels, in_channels))
+        sums = ops.sum(grouped, axis=(0, 2), keepdims=True)  # per phase (row, column parity)
+        excess = sums - ops.mean(sums, axis=(1, 3), keepdims=True)
+        grouped = grouped - excess / ((height // 2) * (width // 2))
+        return ops.reshape(grouped, (height, width, out_channels, in_channels))
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class BalancedPhasesInit(keras.initializers.Initializer):
+    """``initializer``'s kernel projected by :class:`BalancedPhases`, so that a balanced layer
+    is balanced from its first step (the bilinear start already is)."""
+
+    def __init__(self, initializer):
+        self.initializer = keras.initializers.get(initializer)
+
+    def __call__(self, shape, dtype=None):
+        return BalancedPhases()(self.initializer(shape, dtype=dtype))
+
+    def get_config(self):
+        return {"initializer": keras.initializers.serialize(self.initializer)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.initializers.deserialize(config["initializer"]))
 
 
 def gamma_init(seeds):
@@ -370,3 +420,41 @@ class Blur2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class ColourTransform(keras.layers.Layer):
+    """A per-pixel affine colour transform of an image, with predicted coefficients.
+
+    Called on ``[coefficients, image]``: ``image`` ``(b, h, w, c)`` and ``coefficients``
+    ``(b, h, w, channels * (c + 1))``, read per pixel as a ``channels x (c + 1)`` matrix ``C``
+    (row-major). The output is ``clip((I + C) [x, 1], -1, 1)``: the identity ``I`` (ones on the
+    diagonal, none in the offset column) plus the coefficients, so small coefficients copy the
+    input. The network then describes an edit by how it changes each pixel's colour, and the
+    image's own detail passes through exactly (Gharbi et al. 2017, HDRNet, predict such
+    coefficients for photo enhancement). The output is clipped rather than squashed by tanh, so
+    that an affine map of the colours (grayscale, sepia, inversion, brightness) is exactly
+    representable. ``channels`` is the output's channel count.
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, inputs):
+        coefficients, image = inputs
+        image = ops.cast(image, coefficients.dtype)
+        depth = image.shape[-1] + 1
+        shape = ops.shape(image)
+        matrix = ops.reshape(coefficients, (shape[0], shape[1], shape[2], self.channels, depth))
+        identity = np.eye(self.channels, depth, dtype="float32")
+        homogeneous = ops.concatenate([image, ops.ones_like(image[..., :1])], axis=-1)
+        out = ops.sum((matrix + ops.cast(identity, matrix.dtype)) * homogeneous[..., None, :],
+                      axis=-1)
+        return ops.clip(out, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shapes):
+        return (*input_shapes[1][:-1], self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}

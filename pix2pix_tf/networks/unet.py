@@ -39,6 +39,9 @@ from pix2pix_tf.core.conditioning import NONE
 from pix2pix_tf.core.layers import (
     NORMS,
     UP_INITS,
+    UP_PHASES,
+    BalancedPhases,
+    ColourTransform,
     Dropout,
     SeedSequence,
     check_inference_mode,
@@ -69,8 +72,10 @@ def unet_generator(
     skips=True,
     upsampling="transpose",
     up_init="normal",
+    up_phases="free",
     pixel_head=0,
     pixel_kernel=1,
+    colour_transform=False,
     image_size=None,
     inference_mode="paper",
     conditioning=None,
@@ -103,6 +108,11 @@ def unet_generator(
             :class:`pix2pix_tf.core.layers.BilinearUpsamplingInit`): the same network, without the
             checkerboard the random taps paint before training, which short runs keep (a
             GAN's own lattice is another matter: see ``Pix2Pix(d_shift=)``).
+        up_phases: 'free' (paper) or 'balanced': every transposed convolution trains under
+            :class:`pix2pix_tf.core.layers.BalancedPhases`, which keeps its four output phases
+            at one gain, so that flat regions come out flat at every layer. The lattice a GAN
+            paints into its outputs needs phases that differ; this takes that freedom away
+            and leaves every other, including the stride-2 taps that make fine detail.
         pixel_head: 0 (paper) or the width of a per-pixel head at full resolution: the last
             up-convolution gives ``pixel_head`` features, which are concatenated with the input
             image and pass through two 1x1 convolutions (each listening to the conditioning)
@@ -116,6 +126,13 @@ def unet_generator(
             make texture (detail finer than 4 pixels) out of the input's own fine detail; the
             U-Net alone can put energy there only in its up-convolutions' 2-pixel phases,
             which is a lattice.
+        colour_transform: False (paper: the last layer paints the output through tanh) or True:
+            the last layer gives, per pixel, the coefficients of an affine map of the input's
+            colours, which :class:`pix2pix_tf.core.layers.ColourTransform` applies to the input
+            (starting at the identity). An edit of colours (grayscale, sepia, inversion,
+            brightness) is then a few numbers per pixel that the network can hold exactly,
+            and the photo's own detail passes through unchanged, instead of being repainted
+            through the U-Net; the offset column still lets the output be anything.
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -133,7 +150,8 @@ def unet_generator(
     """
     _check_options(num_downs=num_downs, norm=norm, upsampling=upsampling,
                    dropout_layout=dropout_layout, inference_mode=inference_mode,
-                   pixel_head=pixel_head, pixel_kernel=pixel_kernel, up_init=up_init)
+                   pixel_head=pixel_head, pixel_kernel=pixel_kernel, up_init=up_init,
+                   up_phases=up_phases)
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
     kind = "unet" if skips else "encoder_decoder"
@@ -144,7 +162,8 @@ def unet_generator(
         raise ValueError(size_message(name, multiple, height, width))
     seeds = SeedSequence(seed)
     parts = _Parts(seeds, ngf=ngf, num_downs=num_downs, norm=norm, upsampling=upsampling,
-                   up_init=up_init, inference_mode=inference_mode, conditioning=conditioning)
+                   up_init=up_init, up_phases=up_phases, inference_mode=inference_mode,
+                   conditioning=conditioning)
 
     image = keras.Input((height, width, input_channels), name=IMAGE)  # (b, H, W, in)
     extra = conditioning.inputs(seeds, levels=num_downs)  # e.g. {"tokens": (b, L)}
@@ -154,16 +173,21 @@ def unet_generator(
                       else range(1, num_downs - 4))
     x = parts.decoder(x, encoder_outputs, dropout_blocks if dropout else (), dropout_rate, skips)
     x = keras.layers.ReLU(name="output_relu")(x)
+    width = output_channels * (input_channels + 1) if colour_transform else output_channels
     if not pixel_head:  # the paper's last layer
-        x = parts.up(x, output_channels, "output_conv", bias=True)  # (b, H, W, out)
+        x = parts.up(x, width, "output_conv", bias=True)  # (b, H, W, width)
     else:
-        x = parts.pixel_head(x, image, output_channels, pixel_head, pixel_kernel)
-    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+        x = parts.pixel_head(x, image, width, pixel_head, pixel_kernel)
+    if colour_transform:
+        outputs = ColourTransform(output_channels, dtype="float32", name="output_colour")(
+            [x, image])
+    else:
+        outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
     return Generator(inputs, outputs, name=name, size_multiple=multiple)
 
 
 def _check_options(*, num_downs, norm, upsampling, dropout_layout, inference_mode, pixel_head,
-                   pixel_kernel, up_init):
+                   pixel_kernel, up_init, up_phases="free"):
     """:func:`unet_generator`'s argument checks, each error naming the choices."""
     if num_downs < 1:
         raise ValueError(f"num_downs must be at least 1, got {num_downs}.")
@@ -186,25 +210,34 @@ def _check_options(*, num_downs, norm, upsampling, dropout_layout, inference_mod
         raise ValueError(f"Unknown up_init {up_init!r}; choose one of {', '.join(UP_INITS)}.")
     if up_init != "normal" and upsampling != "transpose":
         raise ValueError("up_init applies to transposed convolutions (upsampling='transpose').")
+    if up_phases not in UP_PHASES:
+        raise ValueError(f"Unknown up_phases {up_phases!r}; choose one of "
+                         f"{', '.join(UP_PHASES)}.")
+    if up_phases != "free" and upsampling != "transpose":
+        raise ValueError("up_phases applies to transposed convolutions (upsampling='transpose').")
 
 
 class _Parts:
     """The U-Net's blocks, built in the order the paper lists them; every layer draws its
     initial weights from the one ``seeds`` sequence, so the order is the weights'."""
 
-    def __init__(self, seeds, *, ngf, num_downs, norm, upsampling, up_init, inference_mode,
-                 conditioning):
+    def __init__(self, seeds, *, ngf, num_downs, norm, upsampling, up_init, up_phases,
+                 inference_mode, conditioning):
         self.seeds, self.num_downs, self.norm = seeds, num_downs, norm
         self.upsampling, self.up_init = upsampling, up_init
+        self.balanced = up_phases == "balanced"
         self.inference_mode, self.conditioning = inference_mode, conditioning
         self.use_bias = norm != "batch"
         self.filters = [ngf * min(2**i, 8) for i in range(num_downs)]
 
     def conv(self, cls, n, layer_name, bias=None):
         bias = self.use_bias if bias is None else bias
-        init = (up_conv_init(self.seeds, self.up_init) if cls is keras.layers.Conv2DTranspose
-                else conv_init(self.seeds))
-        return cls(n, 4, strides=2, padding="same", use_bias=bias, kernel_initializer=init,
+        if cls is not keras.layers.Conv2DTranspose:
+            return cls(n, 4, strides=2, padding="same", use_bias=bias,
+                       kernel_initializer=conv_init(self.seeds), name=layer_name)
+        return cls(n, 4, strides=2, padding="same", use_bias=bias,
+                   kernel_initializer=up_conv_init(self.seeds, self.up_init, self.balanced),
+                   kernel_constraint=BalancedPhases() if self.balanced else None,
                    name=layer_name)
 
     def up(self, x, n, layer_name, bias=None):
