@@ -113,6 +113,39 @@ def test_onnx_is_valid_and_dynamic_and_carries_the_config(exported, model, image
     np.testing.assert_allclose(out, deterministic(model[0], x), atol=1e-4)  # size, batch 2
 
 
+def test_onnx_subpixel_graph_is_the_same_function_without_transposed_convolutions(model, tmp_path):
+    """``upsampling='subpixel'`` writes each up-convolution as four 2x2 Convs and a DepthToSpace
+    (no ConvTranspose left), with the same weights stored once, and computes what Keras does at
+    a size and batch it was not traced at."""
+    import onnx
+    import onnxruntime
+
+    from pix2pix_tf.exporters.onnx import export_onnx
+
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 24, 40, 3)).astype("float32")
+    expected = deterministic(model[0], x)
+    files = {}
+    for upsampling in ("transpose", "subpixel"):
+        files[upsampling] = export_onnx(model[0], tmp_path / f"{upsampling}.onnx",
+                                        upsampling=upsampling)
+        ops = [n.op_type for n in onnx.load(str(files[upsampling])).graph.node]
+        session = onnxruntime.InferenceSession(str(files[upsampling]),
+                                               providers=["CPUExecutionProvider"])
+        out = session.run(None, {session.get_inputs()[0].name: x})[0]
+        psnr = 10 * np.log10(4.0 / np.mean((out - expected) ** 2))
+        assert psnr >= 60, (upsampling, psnr)
+        if upsampling == "transpose":
+            assert ops.count("ConvTranspose") == 3 and "DepthToSpace" not in ops
+        else:
+            assert "ConvTranspose" not in ops and ops.count("DepthToSpace") == 3, ops
+    stored = {k: sum(np.prod(t.dims) for t in onnx.load(str(v)).graph.initializer
+                     if t.data_type == onnx.TensorProto.FLOAT) for k, v in files.items()}
+    weights = sum(int(np.prod(w.shape)) for w in model[0].generator.weights)
+    assert stored["transpose"] <= stored["subpixel"] < 1.05 * weights, (stored, weights)
+    with pytest.raises(Exception, match="upsampling must be one of transpose, subpixel"):
+        export_onnx(model[0], tmp_path / "bad.onnx", upsampling="nearest")
+
+
 def saved(exported):
     return tf.saved_model.load(str(exported[0] / "saved_model" / "pix2pix" / "1"))
 

@@ -66,7 +66,8 @@ def test_unknown_formats_and_options_are_named_and_old_flags_still_work(target):
         _formats(None, {"web_colour": "red"})
     names, options = _formats(None, {"tflite": ["float32"], "onnx": False})
     assert names == ["saved_model", "tflite_float32"]
-    assert options == {"web_runtime": "cdn", "web_weights": "float16",
+    assert options == {"onnx_upsampling": "transpose", "web_runtime": "cdn",
+                       "web_weights": "float16", "web_upsampling": "transpose",
                        "generator_stem": "generator"}
     assert _formats(None, {"saved_model": False, "tflite": (), "onnx": False,
                            "web": True})[0] == ["web"]

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2pix_tf.core.subpixel import replaceable
+from pix2pix_tf.core.subpixel import replaceable, with_subpixel_upsampling
 from pix2pix_tf.exporters.common import ExportError, condition_specs, matching, timed
 from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import IMAGE, as_generator
@@ -31,6 +31,10 @@ from pix2pix_tf.networks import IMAGE, as_generator
 ONNX_OPSET = 17
 #: How an ONNX file stores its weights (``weights=``).
 WEIGHT_TYPES = ("float32", "float16")
+#: How an ONNX file computes the U-Net's 4x4 stride-2 up-convolutions (``upsampling=``):
+#: 'transpose' as ``ConvTranspose`` ops, 'subpixel' as four 2x2 ``Conv`` ops interleaved by
+#: ``DepthToSpace`` (:mod:`pix2pix_tf.core.subpixel`: the same linear map, the same weights).
+UPSAMPLINGS = ("transpose", "subpixel")
 #: float32 initializers with fewer elements than this stay float32 (biases, norm scales: too
 #: small to matter for the size, and the most sensitive to rounding).
 FLOAT16_MIN_ELEMENTS = 1024
@@ -216,20 +220,26 @@ def _drop_unused(proto):
 
 
 def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="deterministic",
-                weights="float32", fuse=True):
-    """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`; ``fuse``:
-    :func:`fuse_instance_norms` and :func:`static_up_convolutions`, the same function in fewer
-    ops); the model is left as it was."""
+                weights="float32", fuse=True, upsampling="transpose"):
+    """Writes the generator as ONNX (``weights``: one of :data:`WEIGHT_TYPES`; ``upsampling``:
+    one of :data:`UPSAMPLINGS`; ``fuse``: :func:`fuse_instance_norms` and
+    :func:`static_up_convolutions`, the same function in fewer ops); the model is left as it
+    was."""
     import onnx
     import tf2onnx
 
     if weights not in WEIGHT_TYPES:
         raise ExportError(f"weights must be one of {', '.join(WEIGHT_TYPES)}, got {weights!r}.")
+    if upsampling not in UPSAMPLINGS:
+        raise ExportError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got "
+                          f"{upsampling!r}.")
     generator = as_generator(model)
     up_convolutions = [layer for layer in generator.layers
                        if isinstance(layer, keras.layers.Conv2DTranspose)]
     static_ok = all(replaceable(layer) for layer in up_convolutions)
     with mode_of(generator, inference_mode) as generator, _quiet_table_warning():
+        if upsampling == "subpixel" and up_convolutions:
+            generator = with_subpixel_upsampling(generator)
         spec = tf.TensorSpec([None, None, None, generator.input_channels], tf.float32,
                              name="images")
         function, signature, values = _weightless_function(generator, spec)
@@ -250,13 +260,16 @@ def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="de
     return Path(path)
 
 
-def run_onnx(path, images, conditions=None):
+def run_onnx(path, images, conditions=None, threads=None):
     """Runs an ONNX model with onnxruntime image by image (``conditions``: its other named
-    inputs, one row per image); returns (outputs, ms per image)."""
+    inputs, one row per image; ``threads``: intra-op threads, default the runtime's); returns
+    (outputs, ms per image)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # no warnings about initializers it folds away
+    if threads:
+        options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(str(path), options,
                                            providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]

@@ -10,7 +10,13 @@ import tensorflow as tf
 from pix2pix_tf.core.layers import INFERENCE_MODES
 from pix2pix_tf.data.files import DataError
 from pix2pix_tf.exporters.common import ExportError, timed
-from pix2pix_tf.exporters.onnx import ONNX_OPSET, WEIGHT_TYPES, export_onnx, run_onnx
+from pix2pix_tf.exporters.onnx import (
+    ONNX_OPSET,
+    UPSAMPLINGS,
+    WEIGHT_TYPES,
+    export_onnx,
+    run_onnx,
+)
 from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
@@ -65,6 +71,11 @@ class Job:
     options: dict = field(default_factory=dict)
 
 
+UPSAMPLING_HELP = ("how the file computes the U-Net's up-convolutions: as transposed "
+                   "convolutions or as four 2x2 convolutions interleaved (subpixel: the same "
+                   "function; which is faster depends on the runtime, see benchmarks/NOTES.md)")
+
+
 def _tflite_target(kind):
     def write(model, output_dir, job):
         return export_tflite(model, output_dir / f"{job.name}_{kind}.tflite", kind,
@@ -85,13 +96,16 @@ TARGETS = {
         f"onnx (opset {ONNX_OPSET})",
         lambda model, out, job: export_onnx(
             model, out / f"{job.name}.onnx", inference_mode=job.inference_mode,
+            upsampling=job.options["onnx_upsampling"],
             metadata={"pix2pix_tf": json.dumps(job.metadata, default=str)}),
-        run_onnx, "ONNX", "onnx"),
+        run_onnx, "ONNX", "onnx",
+        options={"onnx_upsampling": Option("transpose", UPSAMPLING_HELP, UPSAMPLINGS)}),
     "web": Target(
         "web (onnx)",
         lambda model, out, job: export_web(model, out / "web",
                                            runtime=job.options["web_runtime"],
                                            weights=job.options["web_weights"],
+                                           upsampling=job.options["web_upsampling"],
                                            inference_mode=job.inference_mode,
                                            metadata=job.metadata),
         run_onnx,  # the browser runs this same file (tests/test_web.py compares the two)
@@ -100,7 +114,8 @@ TARGETS = {
                                        "(see below)", metavar="cdn|download|PATH"),
                  "web_weights": Option("float16", "how the page's model stores its weights "
                                        "(float16: half the download, the same float32 "
-                                       "arithmetic)", WEIGHT_TYPES)}),
+                                       "arithmetic)", WEIGHT_TYPES),
+                 "web_upsampling": Option("transpose", UPSAMPLING_HELP, UPSAMPLINGS)}),
 }
 #: What :func:`export_model` writes when no formats are named: every target but the page.
 DEFAULT_FORMATS = tuple(name for name in TARGETS if name != "web")

@@ -172,7 +172,7 @@ def _title(trained):
 
 
 def export_web(model, output_dir, runtime="cdn", weights="float16",
-               inference_mode="deterministic", metadata=None):
+               inference_mode="deterministic", metadata=None, upsampling="transpose"):
     """Writes the page folder ``output_dir`` (see the module's doc); returns the path of its
     ``model.onnx`` (which the exporter verifies against Keras)."""
     output_dir = Path(output_dir)
@@ -195,10 +195,11 @@ def export_web(model, output_dir, runtime="cdn", weights="float16",
     else:
         shutil.rmtree(output_dir / "ort", ignore_errors=True)  # a stale copy would mislead
     path = export_onnx(model, output_dir / config["model"], inference_mode=inference_mode,
-                       weights=weights,
+                       weights=weights, upsampling=upsampling,
                        metadata={"pix2pix_tf": json.dumps(metadata or {}, default=str)})
     config["model_bytes"] = path.stat().st_size
     config["weights"] = weights
+    config["upsampling"] = upsampling
     page = resources.files("pix2pix_tf.exporters") / "page"
     for name in PAGE_FILES:
         (output_dir / name).write_bytes((page / name).read_bytes())
