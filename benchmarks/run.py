@@ -247,6 +247,7 @@ def inference(args):
                                test_images=images, verbose=False,
                                formats=["saved_model", "tflite_float32", "tflite_float16",
                                         "tflite_int8", "onnx"])
+        threads = thread_rows(model, Path(out), images)
     for report in reports:
         row(f"{report.name} (ms/image)", report.latency_ms, "ms/image", baseline=predict_ms)
     fixed = unet_generator(3, 3, seed=0, image_size=(256, 256))  # static shapes to count on
@@ -257,6 +258,32 @@ def inference(args):
     row("FLOP floor at that rate (ms/image)", floor_ms, "ms/image")
     for report in reports:
         row(f"{report.name} / floor", report.latency_ms / floor_ms, "x")
+    for name, counts in threads.items():
+        for count, ms in counts.items():
+            row(f"{name}, {count} thread(s) (ms/image)", ms, "ms/image", baseline=predict_ms,
+                extra=f"{ms / floor_ms:.2f}x floor")
+
+
+def thread_rows(model, out, images):
+    """``{runtime: {threads: ms per image}}`` at 1 and 2 threads for the exported TFLite files
+    in ``out`` and for ONNX with either up-convolution graph (each checked against Keras)."""
+    from pix2pix_tf.exporters.onnx import export_onnx, run_onnx
+    from pix2pix_tf.exporters.tflite import run_tflite
+
+    reference = model.predict(images, verbose=0)
+    files = {f"tflite {kind}": (next(out.glob(f"*_{kind}.tflite")), run_tflite)
+             for kind in ("float32", "int8")}
+    for upsampling in ("transpose", "subpixel"):
+        files[f"onnxruntime {upsampling}"] = (export_onnx(model, out / f"{upsampling}.onnx",
+                                                          upsampling=upsampling), run_onnx)
+    results = {}
+    for name, (path, run) in files.items():
+        for count in (1, 2):
+            outputs, ms = run(path, images, threads=count)
+            results.setdefault(name, {})[count] = ms
+        mse = float(np.mean(((outputs - reference) / 2) ** 2))
+        print(f"  {name}: PSNR to Keras {10 * np.log10(1 / max(mse, 1e-30)):.1f} dB")
+    return results
 
 
 def data(args):

@@ -28,7 +28,7 @@ from pathlib import Path
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def export_child(kind, out, baseline, runtime, model_path):
+def export_child(kind, out, baseline, runtime, model_path, upsampling="transpose"):
     """Runs in a child process (so its peak memory is its own): writes the page into ``out``."""
     import numpy as np
 
@@ -60,7 +60,7 @@ def export_child(kind, out, baseline, runtime, model_path):
                   open(Path(out) / "baseline.json", "w"))
         return
     start = time.perf_counter()
-    path = export_web(model, out, runtime=runtime)
+    path = export_web(model, out, runtime=runtime, upsampling=upsampling)
     seconds = time.perf_counter() - start
     from pix2pix_tf.exporters.onnx import run_onnx
     from pix2pix_tf.networks import as_generator
@@ -76,9 +76,9 @@ def export_child(kind, out, baseline, runtime, model_path):
                "bytes": path.stat().st_size}, open(Path(out) / "export.json", "w"))
 
 
-def export(kind, out, baseline, runtime, model_path):
+def export(kind, out, baseline, runtime, model_path, upsampling="transpose"):
     command = [sys.executable, __file__, "--child", kind, str(out), str(runtime),
-               model_path or "-"] + (["--baseline"] if baseline else [])
+               model_path or "-", upsampling] + (["--baseline"] if baseline else [])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, code, usage = os.wait4(process.pid, 0)
     if code:
@@ -124,16 +124,17 @@ def main():
     p.add_argument("--baseline", action="store_true")
     p.add_argument("--warmup", type=float, default=20, help="seconds of runs before timing")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--upsampling", nargs="*", default=["transpose", "subpixel"],
+                   help="the page's up-convolution graphs to time side by side")
+    p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        kind, out, runtime, model = args.child
-        return export_child(kind, out, args.baseline, runtime, None if model == "-" else model)
+        kind, out, runtime, model, upsampling = args.child
+        return export_child(kind, out, args.baseline, runtime, None if model == "-" else model,
+                            upsampling)
 
     from PIL import Image
     from playwright.sync_api import sync_playwright
-
-    from pix2pix_tf.cli.webserver import make_server, url_of
 
     work = Path(tempfile.mkdtemp())
     image = work / "photo.png"
@@ -145,38 +146,56 @@ def main():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         for kind in args.kinds:
-            out = work / kind
-            result = export(kind, out, False, args.runtime, args.model)
-            if args.baseline:
-                old = export(kind, out, True, args.runtime, args.model)
-                print(f"{kind}: old conversion {old['seconds']:.1f} s, peak {old['peak_gb']:.2f}"
-                      f" GB, {old['bytes'] / 1e6:.2f} MB float32", flush=True)
-            server = make_server(out, 0)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            files = [("float16 page", None)] + ([("baseline file", "baseline.onnx")]
-                                                if args.baseline else [])
-            for label, swap in files:
-                if swap:  # the same page, the old conversion's file
-                    config = json.loads((out / "model.json").read_text())
-                    config.update(model=swap, model_bytes=(out / swap).stat().st_size)
-                    (out / "model.json").write_text(json.dumps(config))
-                for threads in (1, 2):
-                    load, median, best = time_page(browser, url_of(server), image, threads,
-                                                   args.warmup, args.runs)
-                    rows.append((kind, label, threads, load, median, best, result))
-                    print(f"{kind:9s} {label:14s} {threads} thread(s): load {load:.1f} s, "
-                          f"{median:.0f} ms median, {best:.0f} ms best", flush=True)
-            server.shutdown()
-            print(f"{kind}: export {result['seconds']:.1f} s, peak {result['peak_gb']:.2f} GB "
-                  f"(the page's export), model "
-                  f"{result['bytes'] / 1e6:.2f} MB, PSNR vs Keras {result['psnr']:.1f} dB")
+            for upsampling in args.upsampling:
+                rows += time_kind(browser, kind, upsampling, work, image, args)
         browser.close()
     shutil.rmtree(work)
+    print("\n| model | graph | file | threads | load s | median ms | best ms |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, upsampling, label, threads, load, median, best in rows:
+        print(f"| {kind} | {upsampling} | {label} | {threads} | {load:.1f} | {median:.0f} | "
+              f"{best:.0f} |")
+    for kind in args.kinds:
+        for threads in (1, 2):
+            ms = {(r[1], r[2]): r[5] for r in rows if r[0] == kind and r[3] == threads}
+            first = args.upsampling[0]
+            for (upsampling, label), median in ms.items():
+                if (upsampling, label) != (first, "float16 page"):
+                    print(f"{kind} {threads} thread(s): {upsampling} {label} / {first} page = "
+                          f"{median / ms[(first, 'float16 page')]:.2f}")
+
+
+def time_kind(browser, kind, upsampling, work, image, args):
+    """Exports ``kind`` with ``upsampling`` and times its page (and the old conversion's file
+    with --baseline) at 1 and 2 threads; returns the rows."""
+    from pix2pix_tf.cli.webserver import make_server, url_of
+
+    out, rows = work / f"{kind}_{upsampling}", []
+    result = export(kind, out, False, args.runtime, args.model, upsampling)
     if args.baseline:
-        for kind in args.kinds:
-            for threads in (1, 2):
-                new, old = [r[4] for r in rows if r[0] == kind and r[2] == threads]
-                print(f"{kind} {threads} thread(s): page / old file = {new / old:.2f}")
+        old = export(kind, out, True, args.runtime, args.model)
+        print(f"{kind}: old conversion {old['seconds']:.1f} s, peak {old['peak_gb']:.2f}"
+              f" GB, {old['bytes'] / 1e6:.2f} MB float32", flush=True)
+    server = make_server(out, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    files = [("float16 page", None)] + ([("baseline file", "baseline.onnx")]
+                                        if args.baseline else [])
+    for label, swap in files:
+        if swap:  # the same page, the old conversion's file
+            config = json.loads((out / "model.json").read_text())
+            config.update(model=swap, model_bytes=(out / swap).stat().st_size)
+            (out / "model.json").write_text(json.dumps(config))
+        for threads in (1, 2):
+            load, median, best = time_page(browser, url_of(server), image, threads,
+                                           args.warmup, args.runs)
+            rows.append((kind, upsampling, label, threads, load, median, best))
+            print(f"{kind:9s} {upsampling:9s} {label:14s} {threads} thread(s): load {load:.1f} "
+                  f"s, {median:.0f} ms median, {best:.0f} ms best", flush=True)
+    server.shutdown()
+    print(f"{kind} {upsampling}: export {result['seconds']:.1f} s, peak {result['peak_gb']:.2f} "
+          f"GB (the page's export), model {result['bytes'] / 1e6:.2f} MB, PSNR vs Keras "
+          f"{result['psnr']:.1f} dB", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
