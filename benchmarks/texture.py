@@ -84,6 +84,25 @@ EXPERIMENTS = {
                    "balanced"],
     "lambda100_pb": ["--lambda-l1", "100", "--d-shift", "32", "--up-phases", "balanced"],
     "l1_pb": ["--objective", "L1", "--lambda-l1", "300", "--up-phases", "balanced"],
+    "lowpass_pb_l30": ["--lambda-l1", "30", "--d-shift", "32", "--l1-lowpass", "--up-phases",
+                       "balanced"],
+    "lowpass_pb_l10": ["--lambda-l1", "10", "--d-shift", "32", "--l1-lowpass", "--up-phases",
+                       "balanced"],
+    # Round 7: noise at full resolution for the grain the input cannot predict (--pixel-noise,
+    # in a 3x3 pixel head), with balanced phases so that the up-convolutions print no lattice.
+    "lowpass_pb_noise": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass", "--up-phases",
+                         "balanced", "--pixel-head", "16", "--pixel-kernel", "3",
+                         "--pixel-noise", "4"],
+    "pb_noise": ["--lambda-l1", "100", "--d-shift", "32", "--up-phases", "balanced",
+                 "--pixel-head", "16", "--pixel-kernel", "3", "--pixel-noise", "4"],
+    "lowpass_pb_noise_ema": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass",
+                             "--up-phases", "balanced", "--pixel-head", "16", "--pixel-kernel",
+                             "3", "--pixel-noise", "4", "--g-ema", "0.999"],
+    # ... and the noise before the last up-convolution instead (no head: the head itself cost
+    # L1 at this length, row l1_head).
+    "lowpass_pb_noise_up_ema": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass",
+                                "--up-phases", "balanced", "--pixel-noise", "4", "--g-ema",
+                                "0.999"],
 }
 
 KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")

@@ -204,6 +204,49 @@ def test_pixel_head_adds_a_full_resolution_path_that_sees_the_input():
         unet_generator(pixel_head=-1)
 
 
+def test_pixel_noise_is_fresh_in_training_and_a_fixed_field_that_exports_exactly(tmp_path):
+    """--pixel-noise: N(0, 1) channels at full resolution in the pixel head; drawn anew in
+    training and in the paper's inference mode, a fixed prime-period field otherwise (the same
+    in Keras, after reloading and in ONNX), and the output depends on it."""
+    from pix2pix_tf import Pix2Pix
+    from pix2pix_tf.core.layers import PixelNoise
+    from pix2pix_tf.exporters.onnx import export_onnx, run_onnx
+    from pix2pix_tf.inference import inference_mode
+
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 24, 40, 3)).astype("float32")
+    generator = unet_generator(ngf=4, num_downs=3, pixel_head=8, pixel_kernel=3, pixel_noise=2,
+                               seed=0, inference_mode="deterministic")
+    noise = generator.get_layer("pixel_noise")
+    assert isinstance(noise, PixelNoise) and noise.field.shape == (251, 251, 2)
+    fixed = generator(x, training=False).numpy()
+    np.testing.assert_array_equal(generator(x, training=False), fixed)  # repeatable
+    drawn = [generator(x, training=True).numpy() for _ in range(2)]
+    assert np.abs(drawn[0] - drawn[1]).mean() > 1e-3  # fresh noise every training call
+    field = noise(x, training=False).numpy()
+    np.testing.assert_array_equal(field[0], field[1])  # one field for every image
+    np.testing.assert_array_equal(field[0], np.asarray(noise.field)[:24, :40])
+    big = noise(np.zeros((1, 300, 260, 3), "float32"), training=False).numpy()[0]
+    np.testing.assert_array_equal(big[251:], big[:49])  # repeats at the prime period
+    assert abs(field.std() - 1) < 0.1
+
+    model = Pix2Pix(generator, None, lambda_gan=0.0, inference_mode="deterministic")
+    with inference_mode(model, "paper"):
+        assert np.abs(generator(x, training=False).numpy() - fixed).mean() > 1e-3
+    path = tmp_path / "noise.keras"
+    generator.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded(x, training=False), fixed)
+    onnx_out, _ = run_onnx(export_onnx(model, tmp_path / "noise.onnx"), x)
+    np.testing.assert_allclose(onnx_out, fixed, atol=1e-4)
+    plain = unet_generator(ngf=4, num_downs=3, pixel_noise=2, seed=0,
+                           inference_mode="deterministic")  # before the last up-convolution
+    assert plain.get_layer("pixel_noise").output.shape[1:] == (None, None, 2)
+    assert plain.get_layer("output_conv").input.shape[-1] == 4 + 4 + 2  # skip, decoder, noise
+    model = Pix2Pix(plain, None, lambda_gan=0.0, inference_mode="deterministic")
+    onnx_out, _ = run_onnx(export_onnx(model, tmp_path / "plain.onnx"), x)
+    np.testing.assert_allclose(onnx_out, plain(x, training=False), atol=1e-4)
+
+
 def test_colour_transform_starts_at_the_identity_and_holds_affine_colour_maps_exactly(tmp_path):
     from pix2pix_tf.core.layers import ColourTransform
     from pix2pix_tf.tasks.instruct.edits import EDITS
@@ -235,6 +278,30 @@ def test_colour_transform_starts_at_the_identity_and_holds_affine_colour_maps_ex
     generator.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(loaded(x, training=False), y)
+
+
+def test_colour_extremes_make_the_half_turn_of_the_hue_exact():
+    """With each pixel's largest and smallest channel in the basis, the HSV hue's half turn
+    (max + min - x) is one constant matrix; the U-Net option widens the head to 3 x 6."""
+    from pix2pix_tf.core.layers import ColourTransform
+    from pix2pix_tf.tasks.instruct.edits import EDITS
+
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    layer = ColourTransform(3, extremes=True)
+    np.testing.assert_allclose(layer([np.zeros((2, 8, 8, 18), "float32"), x]), x, atol=1e-6)
+    matrix = np.zeros((3, 6), "float32")
+    matrix[:, :3] = -2 * np.eye(3)  # (I + C) x = -x ...
+    matrix[:, 4:] = 1.0  # ... + max + min
+    coefficients = np.broadcast_to(matrix.reshape(-1), (2, 8, 8, 18))
+    # in [0, 1] units the half turn is M + m - c; in [-1, 1] units the same formula holds
+    expected = EDITS["hue_180"].target((x + 1) / 2).numpy() * 2 - 1
+    np.testing.assert_allclose(layer([coefficients, x]), expected, atol=2e-3)
+    generator = unet_generator(ngf=4, num_downs=3, pixel_head=8, colour_transform=True,
+                               colour_extremes=True, seed=0)
+    assert generator.get_layer("pixel_out_conv").output.shape[-1] == 18
+    assert generator.get_layer("output_colour").get_config()["extremes"] is True
+    with pytest.raises(ValueError, match="colour_extremes extends the colour transform"):
+        unet_generator(colour_extremes=True)
 
 
 def test_colour_transform_exports_to_onnx_and_tflite_as_the_same_function(tmp_path):

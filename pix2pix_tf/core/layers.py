@@ -253,32 +253,15 @@ class InstanceNorm(keras.layers.GroupNormalization):
         return config
 
 
-@keras.saving.register_keras_serializable(package="pix2pix_tf")
-class Dropout(keras.layers.Layer):
-    """Dropout that, in the paper's inference mode, stays on at test time.
+class _StatelessDraws:
+    """Random draws from stateless ops keyed by ``(seed, counter)``, where the counter is a
+    saved weight of the layer (``rng_state``). Unlike Keras' seed generators, whose state
+    Keras neither saves nor keeps consistent under ``tf.distribute``, this makes a reloaded
+    model draw exactly what the original would have drawn (exact resume), and the counter is
+    kept per replica with no cross-replica traffic; each replica folds its replica id into the
+    key, so replicas draw differently."""
 
-    In pix2pix, dropout is the generator's only noise source, and the paper applies it at test
-    time too. With ``inference_mode="paper"`` this layer drops units whether or not ``training``
-    is set; in the other modes it is ordinary inverted dropout, active only in training.
-
-    Masks come from stateless random ops keyed by ``(seed, counter)``, where the counter is a
-    saved weight of the layer. Unlike ``keras.layers.Dropout``, whose seed state Keras neither
-    saves nor keeps consistent under ``tf.distribute``, this makes a reloaded model draw exactly
-    the masks the original would have drawn (exact resume), and the counter is kept per replica
-    with no cross-replica traffic; each replica folds its replica id into the key, so replicas
-    draw different masks.
-    """
-
-    def __init__(self, rate, inference_mode="paper", seed=None, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
-        self.rate = float(rate)
-        self.seed = seed
-        self.inference_mode = check_inference_mode(inference_mode)
-        self.supports_masking = True
-
-    def build(self, input_shape):
+    def _build_rng(self):
         initial = self.seed if self.seed is not None else _python_random.randint(1, 2**30)
         # A keras.Variable assigned to the layer is tracked (and saved) like add_weight's, but
         # add_weight does not pass on ``synchronization``.
@@ -292,9 +275,8 @@ class Dropout(keras.layers.Layer):
             aggregation="only_first_replica",
         )
 
-    def call(self, inputs, training=False):
-        if self.rate == 0 or not (training or self.inference_mode == "paper"):
-            return inputs
+    def _next_key(self):
+        """This call's key; advances the counter."""
         import tensorflow as tf
 
         state = tf.convert_to_tensor(self.rng_state.value)
@@ -305,7 +287,38 @@ class Dropout(keras.layers.Layer):
                 state, tf.cast(context.replica_id_in_sync_group, "int32")
             )
         self.rng_state.assign(state + tf.constant([0, 1], "int32"))
-        noise = tf.random.stateless_uniform(tf.shape(inputs), seed=key, dtype="float32")
+        return key
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class Dropout(_StatelessDraws, keras.layers.Layer):
+    """Dropout that, in the paper's inference mode, stays on at test time.
+
+    In pix2pix, dropout is the generator's only noise source, and the paper applies it at test
+    time too. With ``inference_mode="paper"`` this layer drops units whether or not ``training``
+    is set; in the other modes it is ordinary inverted dropout, active only in training. Masks
+    are stateless draws (:class:`_StatelessDraws`): exact on resume and under ``tf.distribute``.
+    """
+
+    def __init__(self, rate, inference_mode="paper", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
+        self.rate = float(rate)
+        self.seed = seed
+        self.inference_mode = check_inference_mode(inference_mode)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self._build_rng()
+
+    def call(self, inputs, training=False):
+        if self.rate == 0 or not (training or self.inference_mode == "paper"):
+            return inputs
+        import tensorflow as tf
+
+        noise = tf.random.stateless_uniform(tf.shape(inputs), seed=self._next_key(),
+                                            dtype="float32")
         keep = tf.cast(noise >= self.rate, self.compute_dtype)
         return inputs * keep / ops.cast(1.0 - self.rate, self.compute_dtype)
 
@@ -315,6 +328,56 @@ class Dropout(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(rate=self.rate, seed=self.seed, inference_mode=self.inference_mode)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pix2pix_tf")
+class PixelNoise(_StatelessDraws, keras.layers.Layer):
+    """Gaussian noise channels at full resolution, for a generator to make texture from.
+
+    Called on an image ``(b, h, w, c)``; returns ``(b, h, w, channels)`` of N(0, 1) noise.
+    Detail finer than a few pixels (the grain of a satellite photo) cannot be predicted from
+    the input, so a deterministic generator can only blur it or print a pattern; with noise
+    it can draw it (StyleGAN's per-pixel noise inputs, Karras et al., 2019). In training, and
+    in the paper's inference mode (as the paper's dropout), every call draws fresh noise
+    (stateless, :class:`_StatelessDraws`). In the other modes the noise is a fixed field: a
+    saved N(0, 1) tile of :attr:`PERIOD` pixels square, repeated, so that inference and every
+    export are deterministic and agree exactly. The period is prime, so the repeat shares no
+    lattice with the networks' power-of-two strides.
+    """
+
+    PERIOD = 251
+
+    def __init__(self, channels, inference_mode="paper", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.seed = seed
+        self.inference_mode = check_inference_mode(inference_mode)
+
+    def build(self, input_shape):
+        self._build_rng()
+        self.field = self.add_weight(
+            name="field", shape=(self.PERIOD, self.PERIOD, self.channels), trainable=False,
+            initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed))
+
+    def call(self, image, training=False):
+        shape = ops.shape(image)
+        size = (shape[0], shape[1], shape[2], self.channels)
+        if training or self.inference_mode == "paper":
+            import tensorflow as tf
+
+            return tf.random.stateless_normal(size, seed=self._next_key(),
+                                              dtype=self.compute_dtype)
+        repeats = (1, shape[1] // self.PERIOD + 1, shape[2] // self.PERIOD + 1, 1)
+        field = ops.tile(ops.cast(self.field, self.compute_dtype)[None], repeats)
+        return ops.broadcast_to(field[:, :shape[1], :shape[2]], size)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, seed=self.seed, inference_mode=self.inference_mode)
         return config
 
 
@@ -350,7 +413,7 @@ def set_inference_mode(model, mode):
     """
     check_inference_mode(mode)
     for layer in walk_layers(model):
-        if isinstance(layer, (BatchNorm, InstanceNorm, Dropout)):
+        if isinstance(layer, (BatchNorm, InstanceNorm, Dropout, PixelNoise)):
             layer.inference_mode = mode
 
 
@@ -427,34 +490,41 @@ class ColourTransform(keras.layers.Layer):
     """A per-pixel affine colour transform of an image, with predicted coefficients.
 
     Called on ``[coefficients, image]``: ``image`` ``(b, h, w, c)`` and ``coefficients``
-    ``(b, h, w, channels * (c + 1))``, read per pixel as a ``channels x (c + 1)`` matrix ``C``
-    (row-major). The output is ``clip((I + C) [x, 1], -1, 1)``: the identity ``I`` (ones on the
-    diagonal, none in the offset column) plus the coefficients, so small coefficients copy the
-    input. The network then describes an edit by how it changes each pixel's colour, and the
-    image's own detail passes through exactly (Gharbi et al. 2017, HDRNet, predict such
-    coefficients for photo enhancement). The output is clipped rather than squashed by tanh, so
-    that an affine map of the colours (grayscale, sepia, inversion, brightness) is exactly
-    representable. ``channels`` is the output's channel count.
+    ``(b, h, w, channels * d)``, read per pixel as a ``channels x d`` matrix ``C`` (row-major)
+    acting on the pixel's basis vector ``v``: ``[x, 1]`` (``d = c + 1``), or with
+    ``extremes=True`` ``[x, 1, max(x), min(x)]`` (``d = c + 3``), the pixel's largest and
+    smallest channel. The output is ``clip((I + C) v, -1, 1)``: the identity ``I`` (ones on
+    the diagonal, none elsewhere) plus the coefficients, so small coefficients copy the input.
+    The network then describes an edit by how it changes each pixel's colour, and the image's
+    own detail passes through exactly (Gharbi et al. 2017, HDRNet, predict such coefficients
+    for photo enhancement). The output is clipped rather than squashed by tanh, so that an
+    affine map of the colours (grayscale, sepia, inversion, brightness) is exactly
+    representable; with the extremes, so are the maps HSV is made of (a half turn of the hue
+    is ``max + min - x`` per channel). ``channels`` is the output's channel count.
     """
 
-    def __init__(self, channels, **kwargs):
+    def __init__(self, channels, extremes=False, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
+        self.extremes = bool(extremes)
 
     def call(self, inputs):
         coefficients, image = inputs
         image = ops.cast(image, coefficients.dtype)
-        depth = image.shape[-1] + 1
+        basis = [image, ops.ones_like(image[..., :1])]
+        if self.extremes:
+            basis += [ops.max(image, axis=-1, keepdims=True),
+                      ops.min(image, axis=-1, keepdims=True)]
+        basis = ops.concatenate(basis, axis=-1)
+        depth = basis.shape[-1]
         shape = ops.shape(image)
         matrix = ops.reshape(coefficients, (shape[0], shape[1], shape[2], self.channels, depth))
         identity = np.eye(self.channels, depth, dtype="float32")
-        homogeneous = ops.concatenate([image, ops.ones_like(image[..., :1])], axis=-1)
-        out = ops.sum((matrix + ops.cast(identity, matrix.dtype)) * homogeneous[..., None, :],
-                      axis=-1)
+        out = ops.sum((matrix + ops.cast(identity, matrix.dtype)) * basis[..., None, :], axis=-1)
         return ops.clip(out, -1.0, 1.0)
 
     def compute_output_shape(self, input_shapes):
         return (*input_shapes[1][:-1], self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return {**super().get_config(), "channels": self.channels, "extremes": self.extremes}

@@ -43,6 +43,7 @@ from pix2pix_tf.core.layers import (
     BalancedPhases,
     ColourTransform,
     Dropout,
+    PixelNoise,
     SeedSequence,
     check_inference_mode,
     conv_init,
@@ -75,7 +76,9 @@ def unet_generator(
     up_phases="free",
     pixel_head=0,
     pixel_kernel=1,
+    pixel_noise=0,
     colour_transform=False,
+    colour_extremes=False,
     image_size=None,
     inference_mode="paper",
     conditioning=None,
@@ -126,6 +129,12 @@ def unet_generator(
             make texture (detail finer than 4 pixels) out of the input's own fine detail; the
             U-Net alone can put energy there only in its up-convolutions' 2-pixel phases,
             which is a lattice.
+        pixel_noise: 0 (paper: the generator's only noise is its dropout, at 1/32 of the
+            resolution and coarser) or a number of N(0, 1) noise channels
+            (:class:`pix2pix_tf.core.layers.PixelNoise`) that the last layer sees beside its
+            input: the last up-convolution (at half resolution) or, with ``pixel_head``, the
+            head (at full resolution). The grain of a photo cannot be predicted from the
+            input, and without noise a generator can only blur it or print a pattern.
         colour_transform: False (paper: the last layer paints the output through tanh) or True:
             the last layer gives, per pixel, the coefficients of an affine map of the input's
             colours, which :class:`pix2pix_tf.core.layers.ColourTransform` applies to the input
@@ -133,6 +142,9 @@ def unet_generator(
             brightness) is then a few numbers per pixel that the network can hold exactly,
             and the photo's own detail passes through unchanged, instead of being repainted
             through the U-Net; the offset column still lets the output be anything.
+        colour_extremes: with ``colour_transform``, False (an affine map of the colours) or True:
+            the map also takes each pixel's largest and smallest channel, so that the maps HSV
+            is made of, such as a half turn of the hue (``max + min - x``), are exact too.
         image_size: ``None`` for any size (fully convolutional), or ``(height, width)`` to fix
             it, as static-shape runtimes such as TFLite need.
         inference_mode: 'paper', 'deterministic' or 'moving_average'; see
@@ -151,7 +163,8 @@ def unet_generator(
     _check_options(num_downs=num_downs, norm=norm, upsampling=upsampling,
                    dropout_layout=dropout_layout, inference_mode=inference_mode,
                    pixel_head=pixel_head, pixel_kernel=pixel_kernel, up_init=up_init,
-                   up_phases=up_phases)
+                   up_phases=up_phases, pixel_noise=pixel_noise,
+                   colour=(colour_transform, colour_extremes))
     multiple = 2**num_downs
     height, width = (None, None) if image_size is None else image_size
     kind = "unet" if skips else "encoder_decoder"
@@ -173,21 +186,15 @@ def unet_generator(
                       else range(1, num_downs - 4))
     x = parts.decoder(x, encoder_outputs, dropout_blocks if dropout else (), dropout_rate, skips)
     x = keras.layers.ReLU(name="output_relu")(x)
-    width = output_channels * (input_channels + 1) if colour_transform else output_channels
-    if not pixel_head:  # the paper's last layer
-        x = parts.up(x, width, "output_conv", bias=True)  # (b, H, W, width)
-    else:
-        x = parts.pixel_head(x, image, width, pixel_head, pixel_kernel)
-    if colour_transform:
-        outputs = ColourTransform(output_channels, dtype="float32", name="output_colour")(
-            [x, image])
-    else:
-        outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+    outputs = parts.output(x, image, output_channels, pixel_head=pixel_head,
+                           pixel_kernel=pixel_kernel, pixel_noise=pixel_noise,
+                           colour_transform=colour_transform, colour_extremes=colour_extremes)
     return Generator(inputs, outputs, name=name, size_multiple=multiple)
 
 
 def _check_options(*, num_downs, norm, upsampling, dropout_layout, inference_mode, pixel_head,
-                   pixel_kernel, up_init, up_phases="free"):
+                   pixel_kernel, up_init, up_phases="free", pixel_noise=0,
+                   colour=(False, False)):
     """:func:`unet_generator`'s argument checks, each error naming the choices."""
     if num_downs < 1:
         raise ValueError(f"num_downs must be at least 1, got {num_downs}.")
@@ -204,6 +211,11 @@ def _check_options(*, num_downs, norm, upsampling, dropout_layout, inference_mod
         raise ValueError(f"pixel_head must be >= 0, got {pixel_head}.")
     if pixel_kernel not in (1, 3):
         raise ValueError(f"pixel_kernel must be 1 or 3, got {pixel_kernel}.")
+    if colour[1] and not colour[0]:
+        raise ValueError("colour_extremes extends the colour transform; give colour_transform "
+                         "too.")
+    if pixel_noise < 0:
+        raise ValueError(f"pixel_noise must be >= 0, got {pixel_noise}.")
     if pixel_kernel != 1 and not pixel_head:
         raise ValueError("pixel_kernel applies to the pixel head; give pixel_head > 0 too.")
     if up_init not in UP_INITS:
@@ -288,10 +300,36 @@ class _Parts:
                 x = keras.layers.Concatenate(name=f"up{j + 1}_skip")([encoder_outputs[i], x])
         return x
 
-    def pixel_head(self, x, image, output_channels, width, kernel):
-        """Full-resolution features, then a small network that also sees the input."""
+    def output(self, x, image, output_channels, *, pixel_head, pixel_kernel, pixel_noise,
+               colour_transform, colour_extremes):
+        """The last layer (the paper's up-convolution, or the pixel head) and the output: tanh
+        (paper) or the colour transform of the input."""
+        depth = image.shape[-1] + (3 if colour_extremes else 1)  # the colour map's basis
+        width = output_channels * depth if colour_transform else output_channels
+        if not pixel_head:  # the paper's last layer
+            if pixel_noise:
+                x = self.with_noise(x, pixel_noise)
+            x = self.up(x, width, "output_conv", bias=True)  # (b, H, W, width)
+        else:
+            x = self.pixel_head(x, image, width, pixel_head, pixel_kernel, pixel_noise)
+        if colour_transform:
+            return ColourTransform(output_channels, extremes=colour_extremes, dtype="float32",
+                                   name="output_colour")([x, image])
+        return keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+
+    def with_noise(self, x, channels):
+        """``x`` with ``channels`` of :class:`PixelNoise` at its resolution appended."""
+        noise = PixelNoise(channels, inference_mode=self.inference_mode, seed=self.seeds.next(),
+                           name="pixel_noise")(x)
+        return keras.layers.Concatenate(name="noise_skip")([x, noise])
+
+    def pixel_head(self, x, image, output_channels, width, kernel, noise=0):
+        """Full-resolution features, then a small network that also sees the input (and
+        ``noise`` channels of noise)."""
         x = self.up(x, width, "output_conv", bias=True)  # (b, H, W, width)
         x = keras.layers.Concatenate(name="pixel_skip")([image, x])
+        if noise:
+            x = self.with_noise(x, noise)
         for k in (1, 2):
             x = keras.layers.Conv2D(width, kernel, padding="same",
                                     kernel_initializer=keras.initializers.HeNormal(
