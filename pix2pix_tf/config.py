@@ -471,7 +471,7 @@ def _for_chosen_networks(settings, overrides):
     does not take (the quick preset's ``up_init`` with ``generator="resnet_9blocks"``): the
     preset set them for its own networks. Options given in ``overrides`` are kept, and refused
     later if they do not apply."""
-    from pix2pix_tf.networks import DISCRIMINATORS, GENERATORS, accepted_options
+    from pix2pix_tf.networks import DISCRIMINATORS, GENERATORS, accepted_options, declared_options
 
     kept = dict(settings)
     for table, kind, fields in ((GENERATORS, "generator", TrainConfig.GENERATOR_FIELDS),
@@ -481,7 +481,9 @@ def _for_chosen_networks(settings, overrides):
         if chosen is None or chosen not in table:
             continue
         takes = accepted_options(table, chosen)
-        for key, builder_option in fields.items():
+        # shared fields under their builder names, and options only some builders declare
+        options = {**{key: key for key in declared_options(kind)}, **fields}
+        for key, builder_option in options.items():
             if key in kept and key not in overrides and builder_option not in takes:
                 del kept[key]
     return kept

@@ -33,13 +33,17 @@ def test_every_remedy_is_off_in_the_papers_preset_and_a_flag():
     for name in OPTIONS:
         assert getattr(paper, name) == defaults[name], name
     assert set(OBJECTIVE_OPTIONS) <= set(defaults)
+    # the generator's own remedies (builder options) are the builder's defaults in the paper's
+    assert paper.g_options == {} and preset("quick").g_options == {"up_phases": "balanced",
+                                                                    "pixel_noise": 4}
     from pix2pix_tf.cli.train import parser
 
     text = parser().format_help()
     for name in OPTIONS:
         assert "--" + name.replace("_", "-") in text, name
-    # A preset's switched-on remedy can be switched off again (the quick preset's antialias).
-    assert preset("quick").d_antialias and preset("quick").g_ema > 0
+    # A preset's switched-on remedy can be switched off again (the quick preset's low-pass L1).
+    assert preset("quick").l1_lowpass and preset("quick").g_ema > 0
+    assert parser().parse_args(["--no-l1-lowpass"]).l1_lowpass is False
     assert parser().parse_args(["--no-d-antialias"]).d_antialias is False
     assert parser().parse_args(["--d-blurpool"]).d_blurpool is True
     assert parser().parse_args([]).d_antialias is None  # unset: the preset's value stands

@@ -99,7 +99,8 @@ class InstructTask(Task):
         "instruct": dict(data="edits", generator="unet", num_downs=6, ngf=16, ndf=16,
                          crop_size=64, preprocess="crop", batch_size=16, epochs=4,
                          epochs_decay=1, lr_per_step=True, inference_mode="moving_average",
-                         pixel_head=32, recolour=0.5),
+                         pixel_head=32, recolour=0.5, colour_transform=True,
+                         colour_extremes=True),
     }
     default_preset = "instruct"
     model_class = InstructPix2Pix

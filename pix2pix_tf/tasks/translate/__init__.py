@@ -53,7 +53,8 @@ class TranslateTask(Task):
     PRESETS = {
         "paper": dict(data="pix2pix/facades", direction="BtoA"),
         "quick": dict(data="demo", ngf=16, ndf=16, epochs=2, epochs_decay=1, lr_per_step=True,
-                      up_init="bilinear", d_shift=32, d_antialias=True, g_ema=0.999),
+                      up_init="bilinear", up_phases="balanced", pixel_noise=4, l1_lowpass=True,
+                      d_shift=32, g_ema=0.999),
     }
     default_preset = "quick"
 
