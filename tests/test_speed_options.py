@@ -123,6 +123,14 @@ def test_mixed_bfloat16_training_option(tmp_path):
     out = model.predict(x, verbose=0)
     assert out.dtype == np.float32 and np.isfinite(out).all()
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+    # exports are float32 graphs of the same weights (TFLite's converter refuses bfloat16 ops),
+    # verified against the float32 Keras copy; the model itself stays bfloat16
+    from pix2pix_tf.exporters import export_model
+
+    reports = export_model(model, tmp_path / "exports", ["tflite_float32", "onnx"],
+                           image_size=(32, 32), test_images=x[:2], verbose=False)
+    assert len(reports) == 3 and all(r.max_abs_diff < 1e-4 for r in reports), reports
+    assert model.generator.get_layer("down2_conv").compute_dtype == "bfloat16"
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         preset("quick", mixed_precision="float8")
 

@@ -1,18 +1,52 @@
 """What every export target shares: the error type, the one translate wrapper, the one timing
 runner."""
 
+import contextlib
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from pix2pix_tf.core.layers import walk_layers
 from pix2pix_tf.data.files import DataError
-from pix2pix_tf.networks import IMAGE
+from pix2pix_tf.inference import inference_mode as mode_of
+from pix2pix_tf.networks import IMAGE, as_generator
 
 
 class ExportError(DataError):
     """An export that cannot be done as asked (bad option, unwritable folder, missing
     calibration data); the message says how to fix it."""
+
+
+@contextlib.contextmanager
+def exported_generator(model, inference_mode):
+    """The generator every export writes and is verified against: ``model``'s (its weight
+    average where it keeps one), in ``inference_mode``, computing in float32. A model trained
+    in 16 bits (``--mixed-precision auto`` is bfloat16 on CPUs with AVX512-BF16) keeps float32
+    weights, and the runtimes want float32 graphs (TFLite's builtin ops and onnxruntime's have no
+    bfloat16 kernels), so such a model is exported as a float32 copy of itself. ``model`` is left
+    as it was."""
+    with mode_of(as_generator(model), inference_mode) as generator:
+        yield in_float32(generator)
+
+
+def in_float32(generator):
+    """``generator`` if every layer computes in float32, else a float32 copy with its
+    weights."""
+    if all(getattr(layer, "compute_dtype", "float32") == "float32"
+           for layer in walk_layers(generator)):
+        return generator
+
+    def clone(layer):
+        config = layer.get_config()
+        if "dtype" in config:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(generator, clone_function=clone, recursive=True)
+    copy.set_weights(generator.get_weights())
+    return copy
 
 
 def condition_specs(generator):

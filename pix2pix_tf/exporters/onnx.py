@@ -24,8 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from pix2pix_tf.core.subpixel import replaceable, with_subpixel_upsampling
-from pix2pix_tf.exporters.common import ExportError, condition_specs, matching, timed
-from pix2pix_tf.inference import inference_mode as mode_of
+from pix2pix_tf.exporters.common import (
+    ExportError,
+    condition_specs,
+    exported_generator,
+    matching,
+    timed,
+)
 from pix2pix_tf.networks import IMAGE, as_generator
 
 ONNX_OPSET = 17
@@ -237,7 +242,7 @@ def export_onnx(model, path, opset=ONNX_OPSET, metadata=None, inference_mode="de
     up_convolutions = [layer for layer in generator.layers
                        if isinstance(layer, keras.layers.Conv2DTranspose)]
     static_ok = all(replaceable(layer) for layer in up_convolutions)
-    with mode_of(generator, inference_mode) as generator, _quiet_table_warning():
+    with exported_generator(model, inference_mode) as generator, _quiet_table_warning():
         if upsampling == "subpixel" and up_convolutions:
             generator = with_subpixel_upsampling(generator)
         spec = tf.TensorSpec([None, None, None, generator.input_channels], tf.float32,

@@ -28,12 +28,11 @@ import tensorflow as tf
 from pix2pix_tf.exporters.common import (
     ExportError,
     condition_specs,
+    exported_generator,
     matching,
     timed,
     translate_function,
 )
-from pix2pix_tf.inference import inference_mode as mode_of
-from pix2pix_tf.networks import as_generator
 from pix2pix_tf.tasks import task_of
 
 
@@ -184,7 +183,7 @@ def export_saved_model(model, directory, name="pix2pix", version=None,
                           "choose another --version, leave it out for the next free one, or "
                           "remove it.")
     serving_inputs = task_of(model).serving_inputs(model)
-    with mode_of(as_generator(model), inference_mode) as generator:
+    with exported_generator(model, inference_mode) as generator:
         build_serving_archive(generator, max_pixels, serving_inputs).write_out(str(path),
                                                                                 verbose=False)
     extra = path / "assets.extra"

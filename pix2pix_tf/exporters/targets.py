@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from pix2pix_tf.core.layers import INFERENCE_MODES
 from pix2pix_tf.data.files import DataError
-from pix2pix_tf.exporters.common import ExportError, timed
+from pix2pix_tf.exporters.common import ExportError, exported_generator, timed
 from pix2pix_tf.exporters.onnx import (
     ONNX_OPSET,
     UPSAMPLINGS,
@@ -21,7 +21,6 @@ from pix2pix_tf.exporters.serving import export_saved_model, run_saved_model
 from pix2pix_tf.exporters.tflite import TFLITE_TYPES, export_tflite, run_tflite
 from pix2pix_tf.exporters.verify import HEADER, ArtifactReport, compare, psnr, size_of
 from pix2pix_tf.exporters.web import export_web
-from pix2pix_tf.inference import inference_mode as mode_of
 from pix2pix_tf.networks import IMAGE, as_generator
 from pix2pix_tf.tasks import task_of
 
@@ -307,7 +306,7 @@ def _keras_reference(generator, inference_mode, test_images, test_conditions, ta
     outputs are compared with."""
     feeds = {k: v for k, v in (test_conditions or {}).items()
              if k in generator.condition_inputs}
-    with mode_of(generator, inference_mode):
+    with exported_generator(generator, inference_mode) as generator:
         compiled = tf.function(lambda x, extra: generator(
             {IMAGE: x, **extra} if extra else x, training=False))
         reference, keras_ms = timed(lambda x, rows: compiled(x, rows).numpy(), test_images,

@@ -17,11 +17,10 @@ from pix2pix_tf.core.subpixel import with_subpixel_upsampling
 from pix2pix_tf.exporters.common import (
     ExportError,
     condition_specs,
+    exported_generator,
     timed,
     translate_function,
 )
-from pix2pix_tf.inference import inference_mode as mode_of
-from pix2pix_tf.networks import as_generator
 
 TFLITE_TYPES = ("float32", "float16", "dynamic_int8", "int8")
 FLOAT_TYPES = ("float32", "float16", "dynamic_int8")
@@ -57,7 +56,7 @@ def export_tflite(model, path, kind="float32", image_size=(256, 256), calibratio
         raise ExportError("Full-int8 TFLite needs calibration images (training data): pass "
                           "--calibration-data (e.g. the training folder or 'demo').")
     with tempfile.TemporaryDirectory() as tmp, \
-            mode_of(as_generator(model), inference_mode) as generator:
+            exported_generator(model, inference_mode) as generator:
         saved = _fixed_size_saved_model(generator, image_size, Path(tmp) / "fixed", subpixel)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         _configure(converter, kind, calibration)
