@@ -23,8 +23,10 @@ from pathlib import Path
 ROOT = Path("runs/texture")
 
 #: Every row's flags start with these: the quick preset as it was when the table was made
-#: (before it took --d-antialias and --g-ema 0.999; each row names its lambda).
-BASE = ["--no-d-antialias", "--g-ema", "0"]
+#: (before it took --d-antialias and --g-ema 0.999, and later --up-phases balanced,
+#: --pixel-noise 4 and --l1-lowpass; each row names its lambda).
+BASE = ["--no-d-antialias", "--g-ema", "0", "--up-phases", "free", "--pixel-noise", "0",
+        "--no-l1-lowpass"]
 
 #: name -> the train flags added to the README's first command (``python -m pix2pix_tf.train``)
 #: after BASE; ``None``: the README's command as it is (the preset of today).
@@ -103,6 +105,11 @@ EXPERIMENTS = {
     "lowpass_pb_noise_up_ema": ["--lambda-l1", "100", "--d-shift", "32", "--l1-lowpass",
                                 "--up-phases", "balanced", "--pixel-noise", "4", "--g-ema",
                                 "0.999"],
+    # The paper's recipe at this size, for the README's picture: none of the deviations.
+    "paper_small": ["--lambda-l1", "100", "--d-shift", "0", "--up-init", "normal"],
+    "lowpass_pb_noise_up_ema_l200": ["--lambda-l1", "200", "--d-shift", "32", "--l1-lowpass",
+                                     "--up-phases", "balanced", "--pixel-noise", "4", "--g-ema",
+                                     "0.999"],
 }
 
 KEYS = ("l1", "psnr", "ssim", "hist_L", "grid", "sharp", "swd")

@@ -15,7 +15,12 @@ saves ``inference_mode="moving_average"``. Two options keep the photo's detail i
 (benchmarks/NOTES.md, "Sharp edits"): ``pixel_head=32``, a per-pixel head at full resolution
 that also sees the input (the U-Net alone reaches full resolution only by interpolating from half
 of it, which blurs even exact per-pixel edits), and ``recolour=0.5``, half the training photos
-recoloured so the colour edits meet the reds and saturated colours that map tiles lack.
+recoloured so the colour edits meet the reds and saturated colours that map tiles lack. And
+the output is a colour map of the input (benchmarks/NOTES.md, "The editor's colours as
+coefficients"): ``colour_transform`` (the head gives, per pixel, the coefficients of a map of the
+input's colours, starting at the identity, instead of painting through tanh) with
+``colour_extremes`` (the map also takes each pixel's largest and smallest channel, so that the
+hue's half turn is as exact as grayscale or sepia): the photo's own detail passes through.
 """
 
 from dataclasses import dataclass

@@ -11,17 +11,19 @@ The shared GAN (:class:`pix2pix_tf.Pix2Pix`) with no conditions beyond the image
   steps would end at a third of the rate). Its length is chosen from measurements: on the demo's
   held-out regions, validation L1 keeps improving for about 1,700 steps at batch 1 and then
   rises again however the rate is scheduled, so the preset stops there. It keeps the paper's
-  objective (lambda 100) and adds four named deviations against the lattice such a short run
-  prints (benchmarks/NOTES.md, "Texture without a lattice"): ``up_init="bilinear"`` (the
-  paper's transposed convolutions, starting as bilinear upsampling instead of independent
-  random taps, which paint a grid before training and which 1,700 steps do not train away),
-  ``d_shift=32`` (the discriminator's pairs rolled at random, so its 8-pixel logit lattice
-  does not stay in place), ``d_antialias`` (a blur before its strided convolutions, which
-  alias onto that lattice) and ``g_ema=0.999`` (an average of G's weights, kept when it
-  validates better). Measured on the 32 held-out tiles against the earlier preset (lambda 300
-  and the shift): L1 0.185 against 0.192, PSNR 18.5 against 18.2, grid 2.9 against 3.2, SWD
-  345 against 358. The price: the GAN adds little fine detail at this length (sharp 0.03, as
-  for L1 alone); the ``paper`` preset keeps the paper's values.
+  objective (lambda 100) and adds named deviations so that the adversarial term adds texture
+  and no lattice (benchmarks/NOTES.md, "Texture without a lattice"): ``up_init="bilinear"``
+  and ``up_phases="balanced"`` (the paper's transposed convolutions, starting as bilinear
+  upsampling and trained with their four output phases at one gain: a fixed lattice needs
+  phases that differ), ``pixel_noise=4`` (noise channels beside the last up-convolution's
+  input: the grain of a satellite photo cannot be predicted from the map), ``l1_lowpass``
+  (the L1 term between blurred half-resolution images, so the finest octave is the
+  adversarial term's alone), ``d_shift=32`` (the discriminator's pairs rolled at random, so its
+  8-pixel logit lattice does not stay in place) and ``g_ema=0.999`` (an average of G's
+  weights, kept when it validates better). Measured on the 32 held-out tiles: grid 1.15 (real
+  photos score 1), sharp 0.57, SWD 206 (L1 alone: 2.9, 0.03, 373), at L1 0.205 and PSNR 17.6
+  (L1 alone: 0.187, 18.6): texture costs a little accuracy. The ``paper`` preset keeps the
+  paper's values.
 
 Its own options: ``on_error`` (what folders of pairs do with bad files). The authors' published
 generators (:mod:`.pretrained`) are translators too.
