@@ -3,10 +3,11 @@
 history.csv) into benchmarks/long_run.png and prints them as a table.
 
     python -m pix2pix_tf.train --run-dir runs/long/paper_small --no-d-antialias --g-ema 0 \\
-        --d-shift 0 --up-init normal --epochs 11 --epochs-decay 5 --quiet
-    python -m pix2pix_tf.train --run-dir runs/long/quick_long --epochs 11 --epochs-decay 5 \
+        --d-shift 0 --up-init normal --up-phases free --pixel-noise 0 --no-l1-lowpass \\
+        --epochs 11 --epochs-decay 5 --quiet                        # the paper's recipe
+    python -m pix2pix_tf.train --run-dir runs/long/quick_long2 --epochs 11 --epochs-decay 5 \
         --quiet                                                     # the quick preset
-    python benchmarks/long_run.py runs/long/paper_small runs/long/quick_long
+    python benchmarks/long_run.py runs/long/quick_long2 --output benchmarks/long_run_preset.png
 """
 
 import argparse
