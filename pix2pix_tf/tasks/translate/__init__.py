@@ -8,10 +8,10 @@ The shared GAN (:class:`pix2pix_tf.Pix2Pix`) with no conditions beyond the image
   16 base filters and a short schedule on the bundled demo data, so that a first run finishes in
   about two minutes on a 2-core CPU: 2 epochs (1,158 steps) at a constant 2e-4. Its length and
   schedule are chosen from measurements (benchmarks/NOTES.md): with the grain below, a third
-  epoch decaying the rate to 0 added grain and cost accuracy (held-out L1 0.190 -> 0.202). It
+  epoch decaying the rate to 0 added grain and cost accuracy (held-out L1 0.191 -> 0.202). It
   computes in float32 on every machine (``mixed_precision="float32"``, not ``auto``), so that
   the first run's numbers do not depend on whether the CPU has bfloat16, which moved them
-  (sharp 0.48 -> 0.29). It keeps the paper's objective (lambda 100) and adds named deviations
+  (sharp 0.48 -> 0.29 in a run of this length). It keeps the paper's objective (lambda 100) and adds named deviations
   so that the adversarial term adds texture and no lattice (benchmarks/NOTES.md, "Texture
   without a lattice"): ``up_init="bilinear"``
   and ``up_phases="balanced"`` (the paper's transposed convolutions, starting as bilinear
@@ -21,8 +21,8 @@ The shared GAN (:class:`pix2pix_tf.Pix2Pix`) with no conditions beyond the image
   (the L1 term between blurred half-resolution images, so the finest octave is the
   adversarial term's alone), ``d_shift=32`` (the discriminator's pairs rolled at random, so its
   8-pixel logit lattice does not stay in place) and ``g_ema=0.999`` (an average of G's
-  weights, kept when it validates better). Measured on the 32 held-out tiles: grid 1.08 (real
-  photos score 1), sharp 0.48, SWD 206 (L1 alone: 2.9, 0.03, 373), at L1 0.190 and PSNR 18.3
+  weights, kept when it validates better). Measured on the 32 held-out tiles: grid 1.11 (real
+  photos score 1), sharp 0.65, SWD 218 (L1 alone: 2.9, 0.03, 373), at L1 0.192 and PSNR 18.3
   (L1 alone: 0.187, 18.6). The ``paper`` preset keeps the paper's values.
 
 Its own options: ``on_error`` (what folders of pairs do with bad files). The authors' published
