@@ -129,6 +129,9 @@ def test_init_from_the_authors_model_keeps_a_fresh_discriminator(tmp_path, capsy
     code = train_cli.main(["--data", str(data), "--run-dir", str(tmp_path / "run"),
                            "--generator", "unet_256", "--ngf", "2", "--ndf", "4",
                            "--n-layers-d", "1", "--epochs", "1", "--epochs-decay", "0",
+                           # the authors' U-Net has no noise input (the quick preset's has),
+                           # and its phases are free
+                           "--pixel-noise", "0", "--up-phases", "free",
                            "--init", f"pretrained:{pth}", "--quiet", "--samples", "1"])
     assert code == 0
     out = capsys.readouterr().out
