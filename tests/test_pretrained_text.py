@@ -179,8 +179,11 @@ def test_train_edit_and_export_commands_with_a_preset(preset, tmp_path):
     np.testing.assert_array_equal(written.ids_in_python("make it sepia"),
                                   model.vocabulary.encode(["make it sepia"])[0])
     served = tf.saved_model.load(str(tmp_path / "export" / "saved_model" / "pix2pix" / "1"))
-    want = model.generator({"image": images[:1], TOKENS: model.vocabulary.encode(ASKS[:1])},
-                           training=False).numpy()
+    from pix2pix_tf.exporters.common import in_float32
+
+    # exports compute in float32 (a copy, where --mixed-precision auto trained in 16 bits)
+    want = in_float32(model.generator)(
+        {"image": images[:1], TOKENS: model.vocabulary.encode(ASKS[:1])}, training=False).numpy()
     out = served.signatures["serving_default"](images=tf.constant(images[:1]),
                                                instruction=tf.constant(ASKS[:1]))
     np.testing.assert_allclose(out["output"].numpy(), want, atol=1e-4)

@@ -39,14 +39,29 @@ def in_float32(generator):
         return generator
 
     def clone(layer):
-        config = layer.get_config()
-        if "dtype" in config:
-            config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
+        return layer.__class__.from_config(_float32_config(layer.get_config()))
 
     copy = keras.models.clone_model(generator, clone_function=clone, recursive=True)
     copy.set_weights(generator.get_weights())
     return copy
+
+
+#: Dtype policies of 16-bit compute, as layer configs name them.
+SIXTEEN_BIT = ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+
+
+def _float32_config(value):
+    """A layer config with every 16-bit dtype policy in it float32, nested ones included (a
+    layer that serialises a whole sub-network, such as a pretrained text backbone)."""
+    if isinstance(value, dict):
+        if (value.get("class_name") == "DTypePolicy"
+                and (value.get("config") or {}).get("name") in SIXTEEN_BIT):
+            return "float32"
+        return {key: "float32" if key == "dtype" and item in SIXTEEN_BIT else _float32_config(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    return value
 
 
 def condition_specs(generator):
